@@ -1,0 +1,7 @@
+"""hpu_jax: the Hierarchical Probabilistic U-Net in JAX + Haiku."""
+from hpu_jax.losses import GecoState, LossConfig, hpunet_loss
+from hpu_jax.model import HPUNetOutput, Model, build_hpunet, parameter_split
+from hpu_jax.sampling import make_reconstructor, make_sampler
+from hpu_jax.train_step import TrainState, create_train_state, make_train_step
+
+__version__ = '0.1.0'

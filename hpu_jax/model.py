@@ -1,0 +1,379 @@
+"""The Hierarchical Probabilistic U-Net (Kohl et al. 2019) in Haiku.
+
+Glossary of shapes:
+  B: batch, H, W: image size, C: classes, S: samples.
+  Images are [B, H, W, 1] in [0, 1]; segmentations are integer maps [B, H, W].
+
+Layout (matching DeepMind's released model.py for the LIDC defaults):
+  * `ResBlock`: pre-activated residual block.
+  * `HierarchicalCore`: an encoder over all levels plus a truncated decoder that
+    draws one latent per latent level (1x1, 2x2, 4x4, 8x8 for the defaults).
+    Used twice with separate weights: the prior (image) and the posterior
+    (one-hot segmentation concatenated before the image).
+  * `StitchingDecoder`: continues from the prior's core output through the
+    remaining levels and predicts the logits.
+"""
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+import distrax
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+MeanFlags = Union[bool, Sequence[bool]]
+
+# Defaults of the original LIDC model.
+DEFAULT_CHANNELS = (24, 48, 96, 192, 192, 192, 192, 192)
+DEFAULT_LATENT_DIMS = (1, 1, 1, 1)
+
+
+def _weight_init():
+  return hk.initializers.Orthogonal(scale=1.0)
+
+
+def _bias_init():
+  return hk.initializers.TruncatedNormal(stddev=0.001)
+
+
+def _conv(channels: int, kernel: int, name: str) -> hk.Conv2D:
+  return hk.Conv2D(channels, kernel, padding='SAME', with_bias=True,
+                   w_init=_weight_init(), b_init=_bias_init(), name=name)
+
+
+def down_sample(x: jax.Array) -> jax.Array:
+  """2x2 average pool, stride 2, VALID: [B, H, W, C] -> [B, H/2, W/2, C]."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def up_sample(x: jax.Array) -> jax.Array:
+  """Nearest-neighbour x2: [B, H, W, C] -> [B, 2H, 2W, C]."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def resolve_mean_flags(mean: MeanFlags, num_latent_levels: int) -> Tuple[bool, ...]:
+  """A bool for all levels, or one flag per latent level -> tuple of flags."""
+  if isinstance(mean, bool):
+    return (mean,) * num_latent_levels
+  flags = tuple(bool(m) for m in mean)
+  if len(flags) != num_latent_levels:
+    raise ValueError(f'mean has {len(flags)} flags, expected one per latent level '
+                     f'({num_latent_levels}) or a single bool.')
+  return flags
+
+
+class ResBlock(hk.Module):
+  """Pre-activated residual block: skip + convs(relu(x)), no final activation."""
+
+  def __init__(self, n_channels: int, n_down_channels: int, convs_per_block: int,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self._n_channels = n_channels
+    self._n_down_channels = n_down_channels
+    self._convs_per_block = convs_per_block
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    skip = x
+    residual = jax.nn.relu(x)
+    for i in range(self._convs_per_block):
+      residual = _conv(self._n_down_channels, 3, name=f'conv_{i}')(residual)
+      if i < self._convs_per_block - 1:
+        residual = jax.nn.relu(residual)
+    if x.shape[-1] != self._n_channels:
+      skip = _conv(self._n_channels, 1, name='skip_projection')(skip)
+    if self._n_down_channels != self._n_channels:
+      residual = _conv(self._n_channels, 1, name='residual_projection')(residual)
+    return skip + residual
+
+
+class CoreOutput(NamedTuple):
+  decoder_features: jax.Array          # [B, H/2^L', W/2^L', C] core output.
+  encoder_features: Tuple[jax.Array, ...]  # per level, finest first.
+  distributions: Tuple[distrax.Normal, ...]  # per latent level, coarsest first.
+  latents: Tuple[jax.Array, ...]       # per latent level, [B, h_l, w_l, d_l].
+
+
+class HierarchicalCore(hk.Module):
+  """Encoder over all levels plus the latent-drawing truncated decoder."""
+
+  def __init__(self, latent_dims: Sequence[int], channels_per_block: Sequence[int],
+               down_channels_per_block: Sequence[int], convs_per_block: int,
+               blocks_per_level: int, log_sigma_bound: Optional[float],
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self._latent_dims = tuple(latent_dims)
+    self._channels = tuple(channels_per_block)
+    self._down_channels = tuple(down_channels_per_block)
+    self._convs_per_block = convs_per_block
+    self._blocks_per_level = blocks_per_level
+    self._log_sigma_bound = log_sigma_bound
+
+  def _level(self, x, channels, down_channels, name):
+    for b in range(self._blocks_per_level):
+      x = ResBlock(channels, down_channels, self._convs_per_block,
+                   name=f'{name}_block_{b}')(x)
+    return x
+
+  def encode(self, inputs: jax.Array) -> Tuple[jax.Array, ...]:
+    """[B, H, W, Cin] -> encoder outputs per level, finest (H x W) first."""
+    features = []
+    x = inputs
+    for level, (c, dc) in enumerate(zip(self._channels, self._down_channels)):
+      x = self._level(x, c, dc, name=f'encoder_level_{level}')
+      features.append(x)
+      if level < len(self._channels) - 1:
+        x = down_sample(x)
+    return tuple(features)
+
+  def decode(self, encoder_features: Sequence[jax.Array], mean: MeanFlags = False,
+             z_q: Optional[Sequence[jax.Array]] = None) -> CoreOutput:
+    """Draws the latents level by level from the bottleneck upwards."""
+    mean_flags = resolve_mean_flags(mean, len(self._latent_dims))
+    reversed_features = encoder_features[::-1]
+    reversed_channels = self._channels[::-1]
+    reversed_down = self._down_channels[::-1]
+    x = reversed_features[0]
+    distributions, latents = [], []
+    for l, latent_dim in enumerate(self._latent_dims):
+      mu_log_sigma = hk.Conv2D(2 * latent_dim, 1, padding='SAME',
+                               w_init=_weight_init(), b_init=_bias_init(),
+                               name=f'latent_head_{l}')(x)
+      mu = mu_log_sigma[..., :latent_dim]
+      log_sigma = mu_log_sigma[..., latent_dim:]
+      if self._log_sigma_bound is not None:
+        # Numerical guard (not in the original): identity inside the bound.
+        log_sigma = jnp.clip(log_sigma, -self._log_sigma_bound, self._log_sigma_bound)
+      dist = distrax.Normal(loc=mu, scale=jnp.exp(log_sigma))
+      if z_q is not None:
+        z = z_q[l]
+      elif mean_flags[l]:
+        z = dist.mean()
+      else:
+        z = dist.sample(seed=hk.next_rng_key())
+      distributions.append(dist)
+      latents.append(z)
+      x = jnp.concatenate([z, x], axis=-1)  # z first, as in the original.
+      x = up_sample(x)
+      x = jnp.concatenate([x, reversed_features[l + 1]], axis=-1)
+      x = self._level(x, reversed_channels[l + 1], reversed_down[l + 1],
+                      name=f'decoder_level_{l}')
+    return CoreOutput(x, tuple(encoder_features), tuple(distributions), tuple(latents))
+
+  def __call__(self, inputs, mean: MeanFlags = False, z_q=None) -> CoreOutput:
+    return self.decode(self.encode(inputs), mean=mean, z_q=z_q)
+
+
+class StitchingDecoder(hk.Module):
+  """f_comb: the rest of the U-Net decoder over the prior's features."""
+
+  def __init__(self, latent_dims: Sequence[int], channels_per_block: Sequence[int],
+               down_channels_per_block: Sequence[int], num_classes: int,
+               convs_per_block: int, blocks_per_level: int,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self._num_latent_levels = len(latent_dims)
+    self._channels = tuple(channels_per_block)
+    self._down_channels = tuple(down_channels_per_block)
+    self._num_classes = num_classes
+    self._convs_per_block = convs_per_block
+    self._blocks_per_level = blocks_per_level
+
+  def __call__(self, encoder_features: Sequence[jax.Array],
+               decoder_features: jax.Array) -> jax.Array:
+    reversed_features = encoder_features[::-1]
+    reversed_channels = self._channels[::-1]
+    reversed_down = self._down_channels[::-1]
+    x = decoder_features
+    for level in range(self._num_latent_levels + 1, len(self._channels)):
+      x = up_sample(x)
+      x = jnp.concatenate([x, reversed_features[level]], axis=-1)
+      for b in range(self._blocks_per_level):
+        x = ResBlock(reversed_channels[level], reversed_down[level],
+                     self._convs_per_block, name=f'level_{level}_block_{b}')(x)
+    return hk.Conv2D(self._num_classes, 1, padding='SAME', w_init=_weight_init(),
+                     b_init=_bias_init(), name='logits')(x)
+
+
+class HPUNetOutput(NamedTuple):
+  """What one training forward pass returns; the loss is assembled outside."""
+  logits: jax.Array                          # [B, H, W, C]
+  prior: Tuple[distrax.Normal, ...]          # p(z_l | z_<l, x), per latent level.
+  posterior: Tuple[distrax.Normal, ...]      # q(z_l | z_<l, x, y), per latent level.
+  latents: Tuple[jax.Array, ...]             # the posterior sample fed to the prior.
+
+
+class SampleOutput(NamedTuple):
+  logits: jax.Array                  # [..., B, H, W, C]
+  latents: Tuple[jax.Array, ...]     # per latent level.
+
+
+class HPUNet(hk.Module):
+  """Prior, posterior and stitching decoder. Methods are exposed through
+  `hk.multi_transform` by `build_hpunet`."""
+
+  def __init__(self, num_classes: int = 2,
+               latent_dims: Sequence[int] = DEFAULT_LATENT_DIMS,
+               channels_per_block: Sequence[int] = DEFAULT_CHANNELS,
+               down_channels_per_block: Optional[Sequence[int]] = None,
+               convs_per_block: int = 3, blocks_per_level: int = 3,
+               log_sigma_bound: Optional[float] = None,
+               name: Optional[str] = 'hpunet'):
+    super().__init__(name=name)
+    channels_per_block = tuple(channels_per_block)
+    if down_channels_per_block is None:
+      # The original halves its *default* list even for custom channels; we
+      # halve the channels actually given (identical for the defaults).
+      down_channels_per_block = tuple(c // 2 for c in channels_per_block)
+    validate_architecture(num_classes, latent_dims, channels_per_block,
+                          down_channels_per_block, convs_per_block, blocks_per_level,
+                          log_sigma_bound)
+    self.num_classes = num_classes
+    self.latent_dims = tuple(latent_dims)
+    self.channels_per_block = channels_per_block
+    core_args = dict(latent_dims=latent_dims, channels_per_block=channels_per_block,
+                     down_channels_per_block=down_channels_per_block,
+                     convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
+                     log_sigma_bound=log_sigma_bound)
+    self.prior = HierarchicalCore(name='prior', **core_args)
+    self.posterior = HierarchicalCore(name='posterior', **core_args)
+    self.f_comb = StitchingDecoder(
+        latent_dims=latent_dims, channels_per_block=channels_per_block,
+        down_channels_per_block=down_channels_per_block, num_classes=num_classes,
+        convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
+        name='f_comb')
+
+  def _check_input(self, img):
+    check_resolution(img.shape[1], img.shape[2], len(self.channels_per_block))
+
+  def _posterior_input(self, seg, img):
+    one_hot = jax.nn.one_hot(seg, self.num_classes, dtype=img.dtype)
+    return jnp.concatenate([one_hot, img], axis=-1)  # segmentation first.
+
+  def __call__(self, seg: jax.Array, img: jax.Array) -> HPUNetOutput:
+    """Training pass: one posterior sample, teacher-forced prior, logits."""
+    self._check_input(img)
+    posterior = self.posterior(self._posterior_input(seg, img), mean=False)
+    prior = self.prior(img, z_q=posterior.latents)
+    logits = self.f_comb(prior.encoder_features, prior.decoder_features)
+    return HPUNetOutput(logits, prior.distributions, posterior.distributions,
+                        posterior.latents)
+
+  def sample(self, img: jax.Array, mean: MeanFlags = False,
+             z_q: Optional[Sequence[jax.Array]] = None) -> SampleOutput:
+    """One sample per image from the prior: logits [B, H, W, C]."""
+    self._check_input(img)
+    prior = self.prior(img, mean=mean, z_q=z_q)
+    logits = self.f_comb(prior.encoder_features, prior.decoder_features)
+    return SampleOutput(logits, prior.latents)
+
+  def sample_many(self, img: jax.Array, num_samples: int,
+                  mean: MeanFlags = False) -> SampleOutput:
+    """`num_samples` samples per image; the prior's encoder runs once and its
+    features are shared by all samples. Logits [S, B, H, W, C]."""
+    self._check_input(img)
+    batch = img.shape[0]
+    features = self.prior.encode(img)
+    tiled = tuple(jnp.broadcast_to(f[None], (num_samples,) + f.shape).reshape(
+        (num_samples * batch,) + f.shape[1:]) for f in features)
+    prior = self.prior.decode(tiled, mean=mean)
+    logits = self.f_comb(tiled, prior.decoder_features)
+    unflatten = lambda t: t.reshape((num_samples, batch) + t.shape[1:])
+    return SampleOutput(unflatten(logits), tuple(unflatten(z) for z in prior.latents))
+
+  def reconstruct(self, seg: jax.Array, img: jax.Array,
+                  mean: MeanFlags = False) -> SampleOutput:
+    """Posterior latents (sampled or means) fed to the prior, then f_comb."""
+    self._check_input(img)
+    posterior = self.posterior(self._posterior_input(seg, img), mean=mean)
+    return self.sample(img, z_q=posterior.latents)
+
+
+def check_resolution(height: int, width: int, num_levels: int) -> None:
+  factor = 2 ** (num_levels - 1)
+  if height % factor or width % factor:
+    raise ValueError(
+        f'image size {height} x {width} is not divisible by 2^(levels-1) = {factor} '
+        f'for {num_levels} levels; use a multiple of {factor} or fewer levels.')
+
+
+def validate_architecture(num_classes, latent_dims, channels_per_block,
+                          down_channels_per_block, convs_per_block, blocks_per_level,
+                          log_sigma_bound) -> None:
+  """Raises ValueError naming the field when the architecture is inconsistent."""
+  if num_classes < 2:
+    raise ValueError(f'num_classes={num_classes}: expected at least 2.')
+  if len(latent_dims) < 1 or any(d < 1 for d in latent_dims):
+    raise ValueError(f'latent_dims={tuple(latent_dims)}: expected one or more positive ints.')
+  if len(latent_dims) >= len(channels_per_block):
+    raise ValueError(
+        f'latent_dims has {len(latent_dims)} levels but channels_per_block has '
+        f'{len(channels_per_block)}: latent levels must be fewer than levels.')
+  if len(down_channels_per_block) != len(channels_per_block):
+    raise ValueError('down_channels_per_block must have one entry per level '
+                     f'({len(channels_per_block)}), got {len(down_channels_per_block)}.')
+  if any(c < 1 for c in channels_per_block) or any(c < 1 for c in down_channels_per_block):
+    raise ValueError(f'channels_per_block={tuple(channels_per_block)} and '
+                     f'down_channels_per_block={tuple(down_channels_per_block)} must be positive.')
+  if convs_per_block < 1 or blocks_per_level < 1:
+    raise ValueError('convs_per_block and blocks_per_level must be at least 1.')
+  if log_sigma_bound is not None and not log_sigma_bound > 0:
+    raise ValueError(f'log_sigma_bound={log_sigma_bound}: expected None or a positive float.')
+
+
+class Model(NamedTuple):
+  """Pure functions of the HPU-Net (from `hk.multi_transform`).
+
+  init(rng, seg, img) -> params
+  apply.forward(params, rng, seg, img) -> HPUNetOutput
+  apply.sample(params, rng, img, mean, z_q) -> SampleOutput
+  apply.sample_many(params, rng, img, num_samples, mean) -> SampleOutput
+  apply.reconstruct(params, rng, seg, img, mean) -> SampleOutput
+  """
+  init: callable
+  forward: callable
+  sample: callable
+  sample_many: callable
+  reconstruct: callable
+  latent_dims: Tuple[int, ...]
+  num_classes: int
+
+
+def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
+                 channels_per_block=DEFAULT_CHANNELS, down_channels_per_block=None,
+                 convs_per_block: int = 3, blocks_per_level: int = 3,
+                 log_sigma_bound: Optional[float] = None) -> Model:
+  """Builds the pure functions from explicit architecture arguments."""
+  kwargs = dict(num_classes=num_classes, latent_dims=tuple(latent_dims),
+                channels_per_block=tuple(channels_per_block),
+                down_channels_per_block=(None if down_channels_per_block is None
+                                         else tuple(down_channels_per_block)),
+                convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
+                log_sigma_bound=log_sigma_bound)
+  # Validate eagerly, before anything is traced.
+  down = kwargs['down_channels_per_block'] or tuple(c // 2 for c in kwargs['channels_per_block'])
+  validate_architecture(num_classes, kwargs['latent_dims'], kwargs['channels_per_block'],
+                        down, convs_per_block, blocks_per_level, log_sigma_bound)
+
+  def fns():
+    net = HPUNet(**kwargs)
+
+    def init(seg, img):
+      return net(seg, img)
+
+    return init, (net.__call__, net.sample, net.sample_many, net.reconstruct)
+
+  transformed = hk.multi_transform(fns)
+  forward, sample, sample_many, reconstruct = transformed.apply
+  return Model(transformed.init, forward, sample, sample_many, reconstruct,
+               kwargs['latent_dims'], num_classes)
+
+
+def parameter_split(params) -> dict:
+  """Parameter counts of prior, posterior, f_comb and total."""
+  counts = {'prior': 0, 'posterior': 0, 'f_comb': 0}
+  for module, values in params.items():
+    parts = module.split('/')
+    part = next((p for p in parts if p in counts), parts[0])
+    counts[part] = counts.get(part, 0) + sum(int(v.size) for v in values.values())
+  counts['total'] = sum(counts.values())
+  return counts

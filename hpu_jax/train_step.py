@@ -1,0 +1,64 @@
+"""The training state and the pure train step (forward, loss, backward, update).
+
+`train_step` is a pure function of (state, batch); `make_train_step` returns it
+ready to be jitted, or pmapped with `axis_name` (gradients and metrics are then
+averaged across devices with `pmean`).
+"""
+from typing import Dict, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hpu_jax import losses
+from hpu_jax.model import Model
+
+
+class TrainState(NamedTuple):
+  step: jax.Array                 # [] int32, number of updates applied.
+  params: dict                    # {'model': haiku params, 'lagmul': u of GECO}.
+  opt_state: optax.OptState       # optimiser state of `params`.
+  geco: losses.GecoState          # GECO moving average (checkpointed).
+  rng: jax.Array                  # PRNG key, split every step.
+
+
+def create_train_state(model: Model, optimizer: optax.GradientTransformation,
+                       rng: jax.Array, image_shape) -> TrainState:
+  """Initialises parameters for images of shape [B, H, W, 1]."""
+  init_rng, state_rng = jax.random.split(rng)
+  img = jnp.zeros(image_shape, jnp.float32)
+  seg = jnp.zeros(image_shape[:3], jnp.int32)
+  params = {'model': jax.jit(model.init)(init_rng, seg, img),
+            'lagmul': losses.init_lagmul_param()}
+  return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params),
+                    losses.init_geco_state(), state_rng)
+
+
+def make_train_step(model: Model, optimizer: optax.GradientTransformation,
+                    loss_config: losses.LossConfig, axis_name: Optional[str] = None):
+  """Returns train_step(state, images [B,H,W,1], labels [B,H,W]) -> (state, metrics)."""
+  losses.validate_loss_config(loss_config)
+
+  def train_step(state: TrainState, images: jax.Array, labels: jax.Array):
+    rng, step_rng = jax.random.split(state.rng)
+    if axis_name is not None:  # a different rng per device.
+      step_rng = jax.random.fold_in(step_rng, jax.lax.axis_index(axis_name))
+    model_rng, topk_rng = jax.random.split(step_rng)
+
+    def loss_fn(params):
+      output = model.forward(params['model'], model_rng, labels, images)
+      loss, geco, summaries = losses.hpunet_loss(output, labels, params['lagmul'],
+                                                 state.geco, loss_config, topk_rng)
+      return loss, (geco, summaries)
+
+    (loss, (geco, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
+      metrics = jax.lax.pmean(metrics, axis_name)
+      geco = geco._replace(moving_average=jax.lax.pmean(geco.moving_average, axis_name))
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, loss=loss if axis_name is None else jax.lax.pmean(loss, axis_name))
+    return TrainState(state.step + 1, params, opt_state, geco, rng), metrics
+
+  return train_step

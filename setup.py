@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='hpu_jax',
+    version='0.1.0',
+    description='The Hierarchical Probabilistic U-Net (Kohl et al. 2019) in JAX + Haiku.',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['hpu_jax', 'hpu_jax.*']),
+    python_requires='>=3.10',
+    install_requires=[
+        'jax>=0.4.30',
+        'jaxlib>=0.4.30',
+        'dm-haiku>=0.0.12',
+        'optax>=0.2.2',
+        'distrax>=0.1.5',
+        'ml-collections>=0.1.1',
+        'tensorflow-datasets>=4.9.4',
+        'numpy>=1.24',
+    ],
+    extras_require={'test': ['pytest>=7']},
+)

@@ -1,0 +1,121 @@
+"""The jitted sampler, reconstruction, mean flags and the train step."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hpu_jax import losses
+from hpu_jax.model import build_hpunet
+from hpu_jax.sampling import make_reconstructor, make_sampler, mean_flags_for
+from hpu_jax.train_step import create_train_state, make_train_step
+
+B, S = 2, 3
+
+
+@pytest.fixture(scope='module')
+def setup():
+  model = build_hpunet(latent_dims=(2, 1, 1, 1), channels_per_block=(4, 6, 8, 8, 8),
+                       blocks_per_level=1, convs_per_block=2)
+  img = jax.random.uniform(jax.random.key(0), (B, 16, 16, 1))
+  seg = (img[..., 0] > 0.5).astype(jnp.int32)
+  params = jax.jit(model.init)(jax.random.key(1), seg, img)
+  return model, params, img, seg
+
+
+def test_mean_modes():
+  assert mean_flags_for('full', 4) == (False,) * 4
+  assert mean_flags_for('local', 4) == (True, True, True, False)
+  assert mean_flags_for('global', 4) == (False, True, True, True)
+  assert mean_flags_for(True, 2) == (True, True)
+  with pytest.raises(ValueError, match="mean='fine'"):
+    mean_flags_for('fine', 4)
+
+
+def test_sampler_shapes_and_determinism(setup):
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  a = sample(params, jax.random.key(5), img, num_samples=S)
+  b = sample(params, jax.random.key(5), img, num_samples=S)
+  c = sample(params, jax.random.key(6), img, num_samples=S)
+  assert a.labels.shape == (S, B, 16, 16) and a.labels.dtype == jnp.int32
+  assert a.probs.shape == (S, B, 16, 16, 2)
+  np.testing.assert_allclose(a.probs.sum(-1), 1.0, rtol=1e-5)
+  np.testing.assert_array_equal(a.probs, b.probs)
+  assert not np.allclose(a.probs, c.probs)
+  # Samples within one call differ from each other (independent latents).
+  assert not np.allclose(a.latents[0][0], a.latents[0][1])
+
+
+def test_sampler_matches_single_sample_path(setup):
+  """The shared-encoder vectorised path equals the plain per-sample path."""
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  many = sample(params, jax.random.key(0), img, num_samples=S, mean='full')
+  for s in range(S):
+    single = model.sample(params, None, img, False, tuple(z[s] for z in many.latents))
+    np.testing.assert_allclose(jax.nn.softmax(single.logits), many.probs[s], atol=1e-5)
+
+
+def test_all_mean_gives_identical_samples(setup):
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  a = sample(params, jax.random.key(1), img, num_samples=S, mean=True)
+  b = sample(params, jax.random.key(2), img, num_samples=S, mean=True)
+  np.testing.assert_array_equal(a.probs, b.probs)
+
+
+def test_local_only_uses_conditional_means_above_finest(setup):
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  a = sample(params, jax.random.key(1), img, num_samples=S, mean='local')
+  b = sample(params, jax.random.key(2), img, num_samples=S, mean='local')
+  means = sample(params, jax.random.key(3), img, num_samples=1, mean=True)
+  for level in range(3):
+    np.testing.assert_allclose(a.latents[level], b.latents[level], atol=1e-6)
+    np.testing.assert_allclose(a.latents[level][0], means.latents[level][0], atol=1e-5)
+  assert not np.allclose(a.latents[3], b.latents[3])
+
+
+def test_reconstruct(setup):
+  model, params, img, seg = setup
+  reconstruct = make_reconstructor(model)
+  a = reconstruct(params, jax.random.key(0), seg, img, mean=True)
+  b = reconstruct(params, jax.random.key(1), seg, img, mean=True)
+  c = reconstruct(params, jax.random.key(1), seg, img)
+  assert a.labels.shape == (B, 16, 16) and a.probs.shape == (B, 16, 16, 2)
+  np.testing.assert_array_equal(a.probs, b.probs)
+  assert not np.allclose(a.probs, c.probs)
+
+
+def test_train_step_learns_and_updates_geco(setup):
+  model, _, img, seg = setup
+  opt = optax.adam(1e-3)
+  cfg = losses.LossConfig(top_k_percentage=0.1)
+  state = create_train_state(model, opt, jax.random.key(0), img.shape)
+  step = jax.jit(make_train_step(model, opt, cfg))
+  first = None
+  for _ in range(30):
+    state, metrics = step(state, img, seg)
+    first = first if first is not None else metrics
+  assert int(state.step) == 30 and bool(state.geco.initialized)
+  assert np.isfinite(float(metrics['loss']))
+  assert float(metrics['rec_loss_mean']) < float(first['rec_loss_mean'])
+
+
+def test_train_step_pmapped_on_two_devices(setup):
+  model, _, img, seg = setup
+  n = jax.local_device_count()
+  assert n == 2, 'tests run with two fake CPU devices (tests/conftest.py)'
+  opt = optax.adam(1e-3)
+  state = create_train_state(model, opt, jax.random.key(0), img.shape)
+  step = jax.pmap(make_train_step(model, opt, losses.LossConfig(), axis_name='batch'),
+                  axis_name='batch')
+  replicated = jax.tree.map(lambda x: jnp.stack([x] * n), state)
+  images = jnp.stack([img, img[::-1]])
+  labels = jnp.stack([seg, seg[::-1]])
+  replicated, metrics = step(replicated, images, labels)
+  params = replicated.params['model']
+  leaf = jax.tree.leaves(params)[0]
+  np.testing.assert_array_equal(leaf[0], leaf[1])  # pmean keeps replicas equal
+  np.testing.assert_allclose(metrics['loss'][0], metrics['loss'][1])
