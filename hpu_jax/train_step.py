@@ -28,7 +28,7 @@ def create_train_state(model: Model, optimizer: optax.GradientTransformation,
   init_rng, state_rng = jax.random.split(rng)
   img = jnp.zeros(image_shape, jnp.float32)
   seg = jnp.zeros(image_shape[:3], jnp.int32)
-  params = {'model': jax.jit(model.init)(init_rng, seg, img),
+  params = {'model': model.init(init_rng, seg, img),
             'lagmul': losses.init_lagmul_param()}
   return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params),
                     losses.init_geco_state(), state_rng)

@@ -20,7 +20,7 @@ def small():
   model = build_hpunet(num_classes=2, latent_dims=LATENT_DIMS, channels_per_block=CHANNELS)
   img = jax.random.uniform(jax.random.key(0), (B, H, W, 1))
   seg = (jax.random.uniform(jax.random.key(1), (B, H, W)) > 0.5).astype(jnp.int32)
-  params = jax.jit(model.init)(jax.random.key(2), seg, img)
+  params = model.init(jax.random.key(2), seg, img)
   return model, params, img, seg
 
 

@@ -19,7 +19,7 @@ def setup():
                        blocks_per_level=1, convs_per_block=2)
   img = jax.random.uniform(jax.random.key(0), (B, 16, 16, 1))
   seg = (img[..., 0] > 0.5).astype(jnp.int32)
-  params = jax.jit(model.init)(jax.random.key(1), seg, img)
+  params = model.init(jax.random.key(1), seg, img)
   return model, params, img, seg
 
 
