@@ -377,3 +377,11 @@ def parameter_split(params) -> dict:
     counts[part] = counts.get(part, 0) + sum(int(v.size) for v in values.values())
   counts['total'] = sum(counts.values())
   return counts
+
+
+def model_summary(params) -> str:
+  """A short table of parameter counts: prior, posterior, f_comb, total."""
+  counts = parameter_split(params)
+  lines = [f'{"part":<10} {"parameters":>12}']
+  lines += [f'{name:<10} {n:>12,}' for name, n in counts.items()]
+  return '\n'.join(lines)

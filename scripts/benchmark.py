@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hpu_jax import configuration, parameter_split  # noqa: E402
+from hpu_jax.model import model_summary  # noqa: E402
 from hpu_jax.sampling import make_sampler  # noqa: E402
 from hpu_jax.train_step import create_train_state, make_train_step  # noqa: E402
 
@@ -76,9 +77,12 @@ def main():
   sample_compile_s = time.perf_counter() - start
   sample_s = median_seconds(lambda: sample(params, jax.random.key(4), images, args.samples).labels,
                             args.repeats)
+  print(model_summary(params), file=sys.stderr)
+  counts = parameter_split(params)
   print(json.dumps(dict(
       impl='hpu_jax', jax=jax.__version__, device=jax.devices()[0].device_kind,
-      params=parameter_split(params)['total'], size=size, batch=args.batch,
+      params=counts['total'], params_prior=counts['prior'],
+      params_posterior=counts['posterior'], params_f_comb=counts['f_comb'], size=size, batch=args.batch,
       samples_per_image=args.samples,
       train_images_per_s=round(args.batch / train_s, 2),
       sample_images_per_s=round(args.batch * args.samples / sample_s, 2),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hpu_jax import configuration
-from hpu_jax.model import (DEFAULT_CHANNELS, build_hpunet, down_sample, parameter_split,
-                           up_sample)
+from hpu_jax.model import (DEFAULT_CHANNELS, build_hpunet, down_sample, model_summary,
+                           parameter_split, up_sample)
 
 # The original's test configuration.
 CHANNELS = (5, 7, 9, 11, 13)
@@ -104,6 +104,8 @@ def test_parameter_count_of_lidc_default():
   assert counts['f_comb'] == f_comb
   assert counts['total'] == prior + posterior + f_comb
   assert abs(counts['total'] - 21.9e6) < 0.05e6
+  summary = model_summary(params)
+  assert f"prior      {prior:>12,}" in summary and f"total      {counts['total']:>12,}" in summary
 
 
 def test_prior_and_posterior_have_separate_weights(small):
