@@ -220,13 +220,9 @@ class HPUNet(hk.Module):
                name: Optional[str] = 'hpunet'):
     super().__init__(name=name)
     channels_per_block = tuple(channels_per_block)
-    if down_channels_per_block is None:
-      # The original halves its *default* list even for custom channels; we
-      # halve the channels actually given (identical for the defaults).
-      down_channels_per_block = tuple(c // 2 for c in channels_per_block)
-    validate_architecture(num_classes, latent_dims, channels_per_block,
-                          down_channels_per_block, convs_per_block, blocks_per_level,
-                          log_sigma_bound)
+    down_channels_per_block = checked_down_channels(
+        num_classes, latent_dims, channels_per_block, down_channels_per_block,
+        convs_per_block, blocks_per_level, log_sigma_bound)
     self.num_classes = num_classes
     self.latent_dims = tuple(latent_dims)
     self.channels_per_block = channels_per_block
@@ -296,6 +292,22 @@ def check_resolution(height: int, width: int, num_levels: int) -> None:
         f'for {num_levels} levels; use a multiple of {factor} or fewer levels.')
 
 
+def checked_down_channels(num_classes, latent_dims, channels_per_block,
+                          down_channels_per_block, convs_per_block, blocks_per_level,
+                          log_sigma_bound) -> Tuple[int, ...]:
+  """Validates the architecture and returns the down-sampled channels.
+
+  The original halves its *default* list even for custom channels; we halve
+  the channels actually given (identical for the defaults)."""
+  if down_channels_per_block is None:
+    down_channels_per_block = tuple(c // 2 for c in channels_per_block)
+  down_channels_per_block = tuple(down_channels_per_block)
+  validate_architecture(num_classes, latent_dims, channels_per_block,
+                        down_channels_per_block, convs_per_block, blocks_per_level,
+                        log_sigma_bound)
+  return down_channels_per_block
+
+
 def validate_architecture(num_classes, latent_dims, channels_per_block,
                           down_channels_per_block, convs_per_block, blocks_per_level,
                           log_sigma_bound) -> None:
@@ -345,14 +357,11 @@ def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
   """Builds the pure functions from explicit architecture arguments."""
   kwargs = dict(num_classes=num_classes, latent_dims=tuple(latent_dims),
                 channels_per_block=tuple(channels_per_block),
-                down_channels_per_block=(None if down_channels_per_block is None
-                                         else tuple(down_channels_per_block)),
+                down_channels_per_block=down_channels_per_block,
                 convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
                 log_sigma_bound=log_sigma_bound)
   # Validate eagerly, before anything is traced.
-  down = kwargs['down_channels_per_block'] or tuple(c // 2 for c in kwargs['channels_per_block'])
-  validate_architecture(num_classes, kwargs['latent_dims'], kwargs['channels_per_block'],
-                        down, convs_per_block, blocks_per_level, log_sigma_bound)
+  kwargs['down_channels_per_block'] = checked_down_channels(**kwargs)
 
   def fns():
     net = HPUNet(**kwargs)
