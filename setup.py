@@ -17,6 +17,15 @@ setup(
         'ml-collections>=0.1.1',
         'tensorflow-datasets>=4.9.4',
         'numpy>=1.24',
+        'array-record>=0.5',       # TFDS's record format, read without TensorFlow.
+        'grain>=0.2.2',            # Index-addressable input pipeline (exact resume).
+        'orbax-checkpoint>=0.6',   # Atomic, async-safe checkpoints.
+        'tensorboardX>=2.6',       # TensorBoard event files without TensorFlow.
+        'scipy>=1.10',             # linear_sum_assignment for HM-IoU.
+        'pillow>=9.1',             # PNG decoding (LIDC formats) and GIFs.
+        'matplotlib>=3.6',         # Evaluation pictures.
+        'tqdm>=4.60',              # Progress bars.
     ],
-    extras_require={'test': ['pytest>=7']},
+    extras_require={'test': ['pytest>=7', 'nbclient>=0.7', 'nbformat>=5',
+                             'ipykernel>=6']},
 )
