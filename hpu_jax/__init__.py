@@ -4,4 +4,12 @@ from hpu_jax.model import HPUNetOutput, Model, build_hpunet, parameter_split
 from hpu_jax.sampling import make_reconstructor, make_sampler
 from hpu_jax.train_step import TrainState, create_train_state, make_train_step
 
+
+def load(workdir: str, which: str = 'latest', step=None):
+  """Config, params, model and jitted sampler of a training workdir; see
+  hpu_jax.loading.load."""
+  from hpu_jax.loading import load as _load
+  return _load(workdir, which, step)
+
+
 __version__ = '0.1.0'

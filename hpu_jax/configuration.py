@@ -1,5 +1,7 @@
 """Turns config sections into explicit arguments. Only the top-level scripts
 (and `hpu_jax.load`-style helpers) call this; modules never see a ConfigDict."""
+import os
+
 import optax
 
 from hpu_jax import losses
@@ -39,3 +41,82 @@ def optimizer(train_cfg) -> optax.GradientTransformation:
       float(train_cfg.learning_rate),
       {int(b): float(train_cfg.lr_decay) for b in train_cfg.lr_boundaries})
   return optax.adam(schedule)
+
+
+DATA_NAMES = ('synthetic', 'lidc_slices', 'lidc_crops', 'lidc_pickle')
+
+
+def augment(data_cfg):
+  from hpu_jax.data.pipeline import Augment
+  aug = data_cfg.augment
+  return Augment(flip=bool(aug.flip), rot90=bool(aug.rot90),
+                 random_crop=bool(aug.random_crop))
+
+
+def data_source(data_cfg, split: str):
+  """The random-access source of one split named by the data config. LIDC
+  formats are prepared from `data.dir` into `data.prepared_dir` on first use."""
+  name = str(data_cfg.name)
+  if name not in DATA_NAMES:
+    raise ValueError(f'data.name={name!r}: expected one of {DATA_NAMES}.')
+  if name == 'synthetic':
+    from hpu_jax.data import synthetic
+    syn = data_cfg.synthetic
+    sizes = {'train': syn.num_train, 'validation': syn.num_validation, 'test': syn.num_test}
+    if split not in sizes:
+      raise ValueError(f'split={split!r}: expected one of {tuple(sizes)}.')
+    return synthetic.SyntheticDataset(
+        split, int(sizes[split]), image_size=int(syn.image_size or data_cfg.image_size),
+        num_annotations=int(syn.num_annotations), seed=int(syn.seed))
+  from hpu_jax.data import lidc
+  prepared = os.path.expanduser(str(data_cfg.prepared_dir))
+  if data_cfg.dir:
+    lidc.prepare(name, os.path.expanduser(str(data_cfg.dir)), prepared,
+                 skip_bad_examples=bool(data_cfg.skip_bad_examples))
+  return lidc.load_source(name, prepared, split)
+
+
+def validate(config, num_devices: int, host_count: int = 1) -> None:
+  """Checks a full config before anything is built or compiled; raises
+  ValueError naming the field and the expected value."""
+  from hpu_jax.data.pipeline import validate_batch_size
+  validate_batch_size(int(config.train.batch_size), num_devices, host_count)
+  if str(config.data.name) not in DATA_NAMES:
+    raise ValueError(f'data.name={config.data.name!r}: expected one of {DATA_NAMES}.')
+  if str(config.data.name) != 'synthetic' and not (config.data.dir or config.data.prepared_dir):
+    raise ValueError(f'data.dir is empty: {config.data.name} needs the directory '
+                     'holding the downloaded files (--config.data.dir=...).')
+  positive = {'train.num_steps': config.train.num_steps,
+              'train.log_every': config.train.log_every,
+              'train.checkpoint_every': config.train.checkpoint_every,
+              'train.keep_checkpoints': config.train.keep_checkpoints,
+              'train.learning_rate': config.train.learning_rate,
+              'data.image_size': config.data.image_size,
+              'eval.batch_size': config.eval.batch_size}
+  for name, value in positive.items():
+    if not value > 0:
+      raise ValueError(f'{name}={value}: expected a positive value.')
+  for name in ('train.eval_every', 'train.eval_num_examples', 'eval.num_examples'):
+    section, key = name.split('.')
+    if config[section][key] < 0:
+      raise ValueError(f'{name}={config[section][key]}: expected >= 0 (0 turns it off / means all).')
+  if list(config.train.lr_boundaries) != sorted(config.train.lr_boundaries):
+    raise ValueError(f'train.lr_boundaries={tuple(config.train.lr_boundaries)}: '
+                     'expected increasing steps.')
+  samples = tuple(config.eval.num_samples)
+  if not samples or min(samples) < 1:
+    raise ValueError(f'eval.num_samples={samples}: expected positive sample counts, e.g. (16, 100).')
+  if config.train.eval_num_samples < 2:
+    raise ValueError(f'train.eval_num_samples={config.train.eval_num_samples}: '
+                     'expected at least 2 (GED needs pairs of samples).')
+  if str(config.data.name) == 'synthetic':
+    syn = config.data.synthetic
+    stored = int(syn.image_size or config.data.image_size)
+    if stored < int(config.data.image_size):
+      raise ValueError(f'data.synthetic.image_size={stored} is smaller than '
+                       f'data.image_size={config.data.image_size}.')
+  from hpu_jax.model import check_resolution, checked_down_channels
+  checked_down_channels(**model_kwargs(config.model))
+  size = int(config.data.image_size)
+  check_resolution(size, size, len(config.model.channels_per_block))
+  loss_config(config.loss)

@@ -1,0 +1,81 @@
+"""Defaults shared by every config; each config file overrides what differs.
+
+Not a config to train by itself (no data set chosen): see synthetic.py,
+lidc_slices.py and lidc_crops.py.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # The architecture (hpu_jax.build_hpunet's arguments). Defaults: the
+  # original's LIDC model, 8 levels, channels 24..192, 4 latent levels.
+  config.model = ml_collections.ConfigDict()
+  config.model.num_classes = 2
+  config.model.latent_dims = (1, 1, 1, 1)
+  config.model.channels_per_block = (24, 48, 96, 192, 192, 192, 192, 192)
+  # Empty tuple: half of channels_per_block (the original's default list).
+  config.model.down_channels_per_block = ()
+  config.model.convs_per_block = 3
+  config.model.blocks_per_level = 3
+  # Numerical guard: log sigma of every latent Gaussian is clipped to
+  # [-bound, bound]. Identity inside the bound; 0 disables it (the original).
+  config.model.log_sigma_bound = 10.0
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.loss_type = 'geco'          # 'geco' or 'elbo'.
+  config.loss.beta = 1.0                  # ELBO only.
+  config.loss.kappa = 0.05                # GECO's target reconstruction loss.
+  config.loss.decay = 0.99                # GECO's moving-average decay.
+  config.loss.rate = 0.01                 # GECO's Lagrange-multiplier rate.
+  config.loss.top_k_percentage = 0.02     # 1.0: every pixel.
+  config.loss.deterministic_top_k = False
+
+  config.data = ml_collections.ConfigDict()
+  # 'synthetic' (built in), 'lidc_slices', 'lidc_crops' or 'lidc_pickle'.
+  config.data.name = 'synthetic'
+  # Where the downloaded LIDC files are (the TFDS manual dir); unused for
+  # synthetic. Prepared once into prepared_dir, then read from there.
+  config.data.dir = ''
+  config.data.prepared_dir = '~/tensorflow_datasets'
+  config.data.skip_bad_examples = False   # True: skip and report bad files.
+  config.data.image_size = 128            # The model's input size.
+  config.data.synthetic = ml_collections.ConfigDict()
+  config.data.synthetic.image_size = 0    # Stored size; 0: data.image_size.
+  config.data.synthetic.num_annotations = 4
+  config.data.synthetic.num_train = 20_000
+  config.data.synthetic.num_validation = 500
+  config.data.synthetic.num_test = 1_000
+  config.data.synthetic.seed = 0
+  config.data.augment = ml_collections.ConfigDict()
+  config.data.augment.flip = False
+  config.data.augment.rot90 = False
+  config.data.augment.random_crop = True  # Where stored size > image_size.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 32            # Global: all hosts and devices.
+  config.train.learning_rate = 1e-4
+  config.train.lr_boundaries = (60_000, 120_000, 180_000, 210_000)
+  config.train.lr_decay = 0.5
+  config.train.num_steps = 240_000
+  config.train.seed = 0
+  config.train.log_every = 100            # Device metrics read back this often.
+  config.train.checkpoint_every = 1_000
+  config.train.keep_checkpoints = 3
+  config.train.eval_every = 5_000         # Validation GED / HM-IoU; 0: off.
+  config.train.eval_num_examples = 200    # 0: the whole validation split.
+  config.train.eval_num_samples = 16
+  config.train.distributed = False        # jax.distributed.initialize() first.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.at_end = True               # train.py evaluates when done.
+  config.eval.split = 'validation'
+  config.eval.num_samples = (16, 100)
+  config.eval.batch_size = 16
+  config.eval.num_examples = 0            # 0: the whole split.
+  config.eval.modes = ('full', 'local', 'global')
+  config.eval.picture_examples = 6
+  config.eval.gif_frames = 8
+  config.eval.seed = 0
+  return config

@@ -1,0 +1,47 @@
+"""The main job: the built-in synthetic ambiguity data set (known answer).
+
+A small HPU-Net (4 levels at 32 x 32, 3 latent levels) trained with the ELBO
+on procedurally generated lesions whose annotation distribution is known, so
+that evaluation can compare with the oracle (true annotations vs true
+annotations at the same N) and with the true mode frequencies.
+
+  python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
+
+Runtime and result: see the README's "Results" (measured on a 2-core CPU).
+"""
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  config.model.latent_dims = (1, 1, 1)
+  config.model.channels_per_block = (8, 16, 32, 64)
+  config.model.convs_per_block = 2
+  config.model.blocks_per_level = 1
+
+  config.loss.loss_type = 'elbo'
+  config.loss.beta = 1.0
+  config.loss.top_k_percentage = 1.0
+
+  config.data.name = 'synthetic'
+  config.data.image_size = 32
+  config.data.synthetic.num_train = 20_000
+  config.data.synthetic.num_validation = 200
+  config.data.synthetic.num_test = 1_000
+  config.data.augment.flip = True
+  config.data.augment.rot90 = True
+
+  config.train.batch_size = 32
+  config.train.learning_rate = 1e-3
+  config.train.lr_boundaries = (3_000, 4_000)
+  config.train.lr_decay = 0.3
+  config.train.num_steps = 5_000
+  config.train.log_every = 50
+  config.train.checkpoint_every = 500
+  config.train.eval_every = 1_000
+  config.train.eval_num_examples = 100
+
+  config.eval.num_samples = (16, 100)
+  config.eval.num_examples = 0
+  config.eval.batch_size = 25
+  return config

@@ -1,0 +1,37 @@
+"""Shared test helpers: a tiny config that trains in seconds on CPU."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from configs import synthetic  # noqa: E402
+
+
+def tiny_config(num_steps: int = 2):
+  """The synthetic main job shrunk: 2 levels at 32 x 32, 4 and 8 channels,
+  one latent level, batch 4 (2 per fake device), a handful of images."""
+  config = synthetic.get_config()
+  config.model.latent_dims = (1,)
+  config.model.channels_per_block = (4, 8)
+  config.model.convs_per_block = 1
+  config.model.blocks_per_level = 1
+  config.data.image_size = 32
+  config.data.synthetic.num_train = 16
+  config.data.synthetic.num_validation = 4
+  config.data.synthetic.num_test = 4
+  config.train.batch_size = 4
+  config.train.num_steps = num_steps
+  config.train.lr_boundaries = ()
+  config.train.log_every = 1
+  config.train.checkpoint_every = 2
+  config.train.eval_every = 0
+  config.train.eval_num_examples = 4
+  config.train.eval_num_samples = 2
+  config.eval.num_samples = (2, 4)
+  config.eval.batch_size = 2
+  config.eval.num_examples = 4
+  config.eval.picture_examples = 2
+  config.eval.gif_frames = 2
+  return config
