@@ -1,6 +1,7 @@
 """The main job: the built-in synthetic ambiguity data set (known answer).
 
-A small HPU-Net (4 levels at 32 x 32, 3 latent levels) trained with the ELBO
+A small HPU-Net (6 levels at 32 x 32, channels 8..64, latents at 1x1, 2x2,
+4x4 and 8x8 like the original's at 128 px) trained with the ELBO
 on procedurally generated lesions whose annotation distribution is known, so
 that evaluation can compare with the oracle (true annotations vs true
 annotations at the same N) and with the true mode frequencies.
@@ -14,8 +15,8 @@ from configs import base
 
 def get_config():
   config = base.get_config()
-  config.model.latent_dims = (1, 1, 1)
-  config.model.channels_per_block = (8, 16, 32, 64)
+  config.model.latent_dims = (1, 1, 1, 1)
+  config.model.channels_per_block = (8, 16, 32, 64, 64, 64)
   config.model.convs_per_block = 2
   config.model.blocks_per_level = 1
 
@@ -33,9 +34,9 @@ def get_config():
 
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3
-  config.train.lr_boundaries = (3_000, 4_000)
+  config.train.lr_boundaries = (2_000, 2_600)
   config.train.lr_decay = 0.3
-  config.train.num_steps = 5_000
+  config.train.num_steps = 3_000
   config.train.log_every = 50
   config.train.checkpoint_every = 500
   config.train.eval_every = 1_000

@@ -122,7 +122,7 @@ def evaluate(sample, params, source, *, image_size: int,
   key = jax.random.key(seed)
   from tqdm import tqdm
   bar = tqdm(total=total, unit='img', desc='evaluate', disable=not progress,
-             dynamic_ncols=True)
+             dynamic_ncols=True, mininterval=2.0)
   for batch_index, batch in enumerate(pipeline.eval_batches(
       source, batch_size=batch_size, image_size=image_size, limit=total)):
     v = batch.num_valid

@@ -175,7 +175,7 @@ def train(config, workdir: str,
 
   from tqdm import tqdm
   progress = tqdm(total=num_steps, initial=start, unit='step', disable=not is_chief,
-                  dynamic_ncols=True)
+                  dynamic_ncols=True, mininterval=2.0, desc='train')
   interval_start, interval_steps = time.perf_counter(), 0
   stream = batches.iterate(start)
   try:
