@@ -8,11 +8,11 @@ annotations at the same N) and with the true mode frequencies.
 
   python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
 
-Measured on a 2-core CPU (one device, no GPU): about 12 minutes in all
-(3,000 steps at ~190 images/s, then the evaluation of the 200 validation
-images with 16 and 100 samples). It reaches validation ged16 0.195 (oracle
-at the same N: 0.112), ged100 0.173 (0.092), hm_iou16 0.673, sncc16 0.853,
-mode_tv 0.251 (sampling-noise floor 0.058); see the README's results.
+Measured on a 2-core CPU (one device, no GPU): 668 s in all, install
+included (3,000 steps at ~190 images/s, then the evaluation of the 200
+validation images with 16 and 100 samples). It reaches validation ged16
+0.164 (oracle at the same N: 0.112), ged100 0.145 (0.092), hm_iou16 0.717,
+sncc16 0.877, mode_tv 0.197 (sampling-noise floor 0.058); see the README.
 """
 from configs import base
 
