@@ -201,7 +201,8 @@ def write_pictures(sample, params, source, workdir: str, *, image_size: int,
   annotations = np.stack([e[1] for e in examples])
   key = jax.random.key(seed)
   samples, probs = _draw(sample, params, key, images, num_samples, 'full')
-  titles = [str(source[i].get('id', i)) for i in indices]
+  # One id part per line: row titles stay readable in a narrow margin.
+  titles = [str(source[i].get('id', i)).replace('/', '\n') for i in indices]
   paths = {'grid': plots.save_example_grid(
       os.path.join(workdir, GRID_FILE), images[..., 0], annotations, samples,
       titles=titles, sample_probs=probs)}
