@@ -70,9 +70,13 @@ def data_source(data_cfg, split: str):
         num_annotations=int(syn.num_annotations), seed=int(syn.seed))
   from hpu_jax.data import lidc
   prepared = os.path.expanduser(str(data_cfg.prepared_dir))
-  if data_cfg.dir:
-    lidc.prepare(name, os.path.expanduser(str(data_cfg.dir)), prepared,
-                 skip_bad_examples=bool(data_cfg.skip_bad_examples))
+  try:
+    return lidc.load_source(name, prepared, split)
+  except lidc.LidcNotPreparedError:
+    if not data_cfg.dir:
+      raise
+  lidc.prepare(name, os.path.expanduser(str(data_cfg.dir)), prepared,
+               skip_bad_examples=bool(data_cfg.skip_bad_examples))
   return lidc.load_source(name, prepared, split)
 
 

@@ -33,7 +33,7 @@ MODE_NAMES = {'full': 'full sampling', 'local': 'local only', 'global': 'global 
 
 
 def has_oracle(source) -> bool:
-  return hasattr(source, 'sample_annotations') and hasattr(source, 'mode_masks')
+  return all(hasattr(source, name) for name in ('sample_annotations', 'mode_masks', 'mode_probs'))
 
 
 def _foreground(labels) -> np.ndarray:
@@ -53,6 +53,10 @@ class _Sums:
 
   def __init__(self):
     self.sum, self.count, self.undefined = {}, {}, {}
+    self.vectors = {}     # Sums of per-batch vectors, e.g. mode frequencies.
+
+  def add_vector(self, name: str, total) -> None:
+    self.vectors[name] = self.vectors.get(name, 0.0) + np.asarray(total, np.float64)
 
   def add(self, name: str, values, defined=None) -> None:
     values = np.asarray(values, np.float64)
@@ -86,7 +90,7 @@ def _oracle_scores(sums: _Sums, source, indices, annotations, samples,
   fresh = np.stack([source.sample_annotations(int(i), FRESH_ANNOTATIONS, seed + 1)
                     for i in indices])
   mode_masks = np.stack([source.mode_masks(int(i)) for i in indices])
-  true_probs = np.stack([source[int(i)]['mode_probs'] for i in indices])
+  true_probs = np.stack([source.mode_probs(int(i)) for i in indices])
   for n in num_samples:
     sums.add(f'oracle_ged{n}', np.asarray(M.generalized_energy_distance(oracle[:, :n], annotations).ged))
     sums.add(f'ged{n}_fresh', np.asarray(M.generalized_energy_distance(samples[:, :n], fresh).ged))
@@ -97,11 +101,8 @@ def _oracle_scores(sums: _Sums, source, indices, annotations, samples,
   sums.add('mode_tv', np.asarray(M.total_variation(model_freq, true_probs)))
   sums.add('oracle_mode_tv', np.asarray(M.total_variation(oracle_freq, true_probs)))
   sums.add('unmatched_fraction', np.asarray(model_freq)[:, -1])
-  marginal = getattr(sums, 'marginal', None)
-  if marginal is None:
-    marginal = sums.marginal = [np.zeros(num_modes + 1), np.zeros(num_modes)]
-  marginal[0] += np.asarray(model_freq).sum(0)
-  marginal[1] += true_probs.sum(0)
+  sums.add_vector('model_mode_frequencies', np.asarray(model_freq).sum(0))
+  sums.add_vector('true_mode_frequencies', true_probs.sum(0))
 
 
 def evaluate(sample, params, source, *, image_size: int,
@@ -150,9 +151,9 @@ def evaluate(sample, params, source, *, image_size: int,
       'by_sampling_mode': {m: s.means() for m, s in mode_sums.items()},
       'conventions': dict(M.CONVENTIONS),
   }
-  if oracle and hasattr(sums, 'marginal'):
-    model_marginal = sums.marginal[0] / total
-    true_marginal = sums.marginal[1] / total
+  if oracle and sums.vectors:
+    model_marginal = sums.vectors['model_mode_frequencies'] / total
+    true_marginal = sums.vectors['true_mode_frequencies'] / total
     report['mode_frequencies'] = {
         'model': [float(x) for x in model_marginal],
         'true': [float(x) for x in true_marginal] + [0.0],

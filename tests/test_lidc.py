@@ -669,3 +669,27 @@ def test_pickle_bad_entries(tmp_path):
   assert 'values in [3, 3]' in reasons['LIDC-IDRI-0004_slice0']
   assert 'series_uid' in reasons['LIDC-IDRI-0004_slice1']
   assert report.num_examples == 12 - 4
+
+
+def test_config_data_source_prepares_once_then_reads(tmp_path, monkeypatch):
+  """`--config.data.dir` names the downloaded files: the first use prepares
+  them, later uses read the prepared set without preparing again."""
+  from hpu_jax import configuration
+  import ml_collections
+  manual = tmp_path / 'manual'
+  make_slices(manual)
+  data_cfg = ml_collections.ConfigDict(dict(
+      name='lidc_slices', dir=str(manual), prepared_dir=str(tmp_path / 'prepared'),
+      skip_bad_examples=False))
+  calls = []
+  original = lidc.prepare
+  monkeypatch.setattr(lidc, 'prepare', lambda *a, **k: calls.append(a) or original(*a, **k))
+  train = configuration.data_source(data_cfg, 'train')
+  validation = configuration.data_source(data_cfg, 'validation')
+  assert len(calls) == 1
+  assert len(train) > 0 and len(validation) > 0
+  assert train[0]['masks'].shape == (4, 128, 128)
+  data_cfg.dir = ''
+  data_cfg.prepared_dir = str(tmp_path / 'elsewhere')
+  with pytest.raises(lidc.LidcNotPreparedError, match='elsewhere'):
+    configuration.data_source(data_cfg, 'train')
