@@ -22,6 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Numerical guard: log sigma of every latent Gaussian is clipped to
   # [-bound, bound]. Identity inside the bound; 0 disables it (the original).
   config.model.log_sigma_bound = 10.0
+  # Dtype of the forward pass in training and sampling: 'float32' or
+  # 'bfloat16' (bfloat16 compute with float32 parameters, optimiser state and
+  # loss; see hpu_jax/precision.py and the README's Training section).
+  config.model.compute_dtype = 'float32'
 
   config.loss = ml_collections.ConfigDict()
   config.loss.loss_type = 'geco'          # 'geco' or 'elbo'.

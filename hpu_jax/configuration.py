@@ -2,9 +2,10 @@
 (and `hpu_jax.load`-style helpers) call this; modules never see a ConfigDict."""
 import os
 
+import jax.numpy as jnp
 import optax
 
-from hpu_jax import losses
+from hpu_jax import losses, precision
 from hpu_jax.model import Model, build_hpunet
 
 
@@ -23,6 +24,12 @@ def model_kwargs(model_cfg) -> dict:
 
 def build_model(model_cfg) -> Model:
   return build_hpunet(**model_kwargs(model_cfg))
+
+
+def compute_dtype(model_cfg) -> jnp.dtype:
+  """The dtype of the forward pass, `model.compute_dtype` ('float32' when the
+  field is missing, as in the config.json of older runs)."""
+  return precision.resolve_dtype(model_cfg.get('compute_dtype', 'float32'))
 
 
 def loss_config(loss_cfg) -> losses.LossConfig:
@@ -121,6 +128,7 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
                        f'data.image_size={config.data.image_size}.')
   from hpu_jax.model import check_resolution, checked_down_channels
   checked_down_channels(**model_kwargs(config.model))
+  compute_dtype(config.model)
   size = int(config.data.image_size)
   check_resolution(size, size, len(config.model.channels_per_block))
   loss_config(config.loss)

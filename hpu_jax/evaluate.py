@@ -251,7 +251,7 @@ def evaluate_config(config, params, *, workdir: str, step: Optional[int],
   out_dir = out_dir or workdir
   os.makedirs(out_dir, exist_ok=True)
   model = configuration.build_model(config.model)
-  sample = make_sampler(model)
+  sample = make_sampler(model, compute_dtype=configuration.compute_dtype(config.model))
   source = configuration.data_source(config.data, split)
   image_size = int(config.data.image_size)
   report = evaluate(sample, params, source, image_size=image_size,

@@ -20,7 +20,7 @@ class LoadedRun(NamedTuple):
   config: ml_collections.ConfigDict   # The resolved config the run trained with.
   params: Any                         # The model's Haiku params.
   model: Model                        # init / forward / sample_many ... transforms.
-  sample: Callable                    # The jitted sampler: make_sampler(model).
+  sample: Callable                    # The jitted sampler, in the run's compute dtype.
   step: int                           # The checkpoint's step.
   meta: dict                          # The checkpoint's metadata.
 
@@ -53,5 +53,6 @@ def load(workdir: str, which: str = 'latest', step: Optional[int] = None) -> Loa
                                int(config.data.image_size))
   tree, meta = ckpt.restore(target, step)
   state = tree_to_state(tree)
+  sample = make_sampler(model, compute_dtype=configuration.compute_dtype(config.model))
   return LoadedRun(config=config, params=state.params['model'], model=model,
-                   sample=make_sampler(model), step=int(state.step), meta=meta)
+                   sample=sample, step=int(state.step), meta=meta)

@@ -6,6 +6,10 @@
 
 The prior's encoder runs once per image and its features are shared by all
 samples; the samples are one vectorised batch, not a Python loop.
+
+`make_sampler(model, compute_dtype='bfloat16')` runs the network on a
+bfloat16 copy of the parameters and images; probabilities, labels and latents
+come back in float32 / int32 whatever the compute dtype.
 """
 import functools
 from typing import NamedTuple, Sequence, Tuple, Union
@@ -13,6 +17,7 @@ from typing import NamedTuple, Sequence, Tuple, Union
 import jax
 import jax.numpy as jnp
 
+from hpu_jax import precision
 from hpu_jax.model import Model, resolve_mean_flags
 
 MeanSpec = Union[str, bool, Sequence[bool]]
@@ -57,14 +62,25 @@ def _to_images(images):
   return images
 
 
-def make_sampler(model: Model):
-  """Returns sample(params, rng, images, num_samples=1, mean='full') -> Samples."""
+def _labels_and_probs(logits):
+  """Argmax labels (int32) and softmax probabilities, both from float32 logits."""
+  logits = logits.astype(jnp.float32)
+  return jnp.argmax(logits, axis=-1).astype(jnp.int32), jax.nn.softmax(logits, axis=-1)
+
+
+def make_sampler(model: Model, compute_dtype: precision.DTypeLike = jnp.float32):
+  """Returns sample(params, rng, images, num_samples=1, mean='full') -> Samples.
+  The network runs in `compute_dtype` ('float32' or 'bfloat16')."""
+  compute_dtype = precision.resolve_dtype(compute_dtype)
 
   @functools.partial(jax.jit, static_argnames=('num_samples', 'mean_flags'))
   def _sample(params, rng, images, num_samples, mean_flags):
-    out = model.sample_many(params, rng, images, num_samples, mean_flags)
-    probs = jax.nn.softmax(out.logits.astype(jnp.float32), axis=-1)
-    return Samples(jnp.argmax(out.logits, axis=-1).astype(jnp.int32), probs, out.latents)
+    out = model.sample_many(precision.cast_floats(params, compute_dtype), rng,
+                            precision.cast_floats(images, compute_dtype), num_samples,
+                            mean_flags)
+    out = precision.sample_output_to_float32(out)
+    labels, probs = _labels_and_probs(out.logits)
+    return Samples(labels, probs, out.latents)
 
   def sample(params, rng, images, num_samples: int = 1, mean: MeanSpec = 'full') -> Samples:
     if num_samples < 1:
@@ -75,15 +91,19 @@ def make_sampler(model: Model):
   return sample
 
 
-def make_reconstructor(model: Model):
+def make_reconstructor(model: Model, compute_dtype: precision.DTypeLike = jnp.float32):
   """Returns reconstruct(params, rng, segs, images, mean=False) -> Reconstruction:
-  the posterior's latents (sampled, or its means with mean=True) decoded."""
+  the posterior's latents (sampled, or its means with mean=True) decoded. The
+  network runs in `compute_dtype` ('float32' or 'bfloat16')."""
+  compute_dtype = precision.resolve_dtype(compute_dtype)
 
   @functools.partial(jax.jit, static_argnames=('mean_flags',))
   def _reconstruct(params, rng, segs, images, mean_flags):
-    out = model.reconstruct(params, rng, segs, images, mean_flags)
-    probs = jax.nn.softmax(out.logits.astype(jnp.float32), axis=-1)
-    return Reconstruction(jnp.argmax(out.logits, axis=-1).astype(jnp.int32), probs, out.latents)
+    out = model.reconstruct(precision.cast_floats(params, compute_dtype), rng, segs,
+                            precision.cast_floats(images, compute_dtype), mean_flags)
+    out = precision.sample_output_to_float32(out)
+    labels, probs = _labels_and_probs(out.logits)
+    return Reconstruction(labels, probs, out.latents)
 
   def reconstruct(params, rng, segs, images, mean: MeanSpec = False) -> Reconstruction:
     flags = mean_flags_for(mean, len(model.latent_dims))

@@ -131,6 +131,7 @@ def train(config, workdir: str,
   model = configuration.build_model(config.model)
   optimizer = configuration.optimizer(tc)
   loss_cfg = configuration.loss_config(config.loss)
+  dtype = configuration.compute_dtype(config.model)
   batches = pipeline.train_batches(
       configuration.data_source(config.data, 'train'),
       batch_size=int(tc.batch_size), num_devices=len(devices), image_size=image_size,
@@ -160,7 +161,8 @@ def train(config, workdir: str,
     writer.truncate_after(start)
     print(f'Resumed from step {start} in {latest.directory}.')
 
-  p_step = jax.pmap(make_train_step(model, optimizer, loss_cfg, axis_name=AXIS),
+  p_step = jax.pmap(make_train_step(model, optimizer, loss_cfg, axis_name=AXIS,
+                                    compute_dtype=dtype),
                     axis_name=AXIS, donate_argnums=(0,))
   rstate = replicate(state, devices)
   del state
@@ -203,7 +205,7 @@ def train(config, workdir: str,
       if eval_now:
         if sampler is None:
           from hpu_jax.sampling import make_sampler
-          sampler = make_sampler(model)
+          sampler = make_sampler(model, compute_dtype=dtype)
         params = jax.device_get(_unreplicate(rstate.params))['model']
         val = evaluation.quick_validation(
             sampler, params, validation, image_size=image_size,

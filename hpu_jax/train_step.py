@@ -3,6 +3,10 @@
 `train_step` is a pure function of (state, batch); `make_train_step` returns it
 ready to be jitted, or pmapped with `axis_name` (gradients and metrics are then
 averaged across devices with `pmean`).
+
+Precision: the parameters and optimiser state are float32; with
+`compute_dtype=jnp.bfloat16` the forward pass runs on a bfloat16 copy of the
+parameters and images and the loss is computed in float32 (hpu_jax.precision).
 """
 from typing import Dict, NamedTuple, Optional
 
@@ -10,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hpu_jax import losses
+from hpu_jax import losses, precision
 from hpu_jax.model import Model
 
 
@@ -35,9 +39,14 @@ def create_train_state(model: Model, optimizer: optax.GradientTransformation,
 
 
 def make_train_step(model: Model, optimizer: optax.GradientTransformation,
-                    loss_config: losses.LossConfig, axis_name: Optional[str] = None):
-  """Returns train_step(state, images [B,H,W,1], labels [B,H,W]) -> (state, metrics)."""
+                    loss_config: losses.LossConfig, axis_name: Optional[str] = None,
+                    compute_dtype: precision.DTypeLike = jnp.float32):
+  """Returns train_step(state, images [B,H,W,1], labels [B,H,W]) -> (state, metrics).
+
+  `compute_dtype` ('float32' or 'bfloat16') is the dtype of the forward pass;
+  parameters, gradients, optimiser state and the loss stay float32."""
   losses.validate_loss_config(loss_config)
+  compute_dtype = precision.resolve_dtype(compute_dtype)
 
   def train_step(state: TrainState, images: jax.Array, labels: jax.Array):
     rng, step_rng = jax.random.split(state.rng)
@@ -46,7 +55,9 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation,
     model_rng, topk_rng = jax.random.split(step_rng)
 
     def loss_fn(params):
-      output = model.forward(params['model'], model_rng, labels, images)
+      output = model.forward(precision.cast_floats(params['model'], compute_dtype),
+                             model_rng, labels, precision.cast_floats(images, compute_dtype))
+      output = precision.output_to_float32(output)
       loss, geco, summaries = losses.hpunet_loss(output, labels, params['lagmul'],
                                                  state.geco, loss_config, topk_rng)
       return loss, (geco, summaries)
