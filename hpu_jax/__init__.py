@@ -1,4 +1,9 @@
 """hpu_jax: the Hierarchical Probabilistic U-Net in JAX + Haiku."""
+from hpu_jax import xla_cpu
+
+xla_cpu.configure()  # before JAX starts its backend; see hpu_jax/xla_cpu.py.
+
+# pylint: disable=wrong-import-position
 from hpu_jax.losses import GecoState, LossConfig, hpunet_loss
 from hpu_jax.model import HPUNetOutput, Model, build_hpunet, parameter_split
 from hpu_jax.sampling import make_reconstructor, make_sampler

@@ -19,7 +19,8 @@ def model_kwargs(model_cfg) -> dict:
       convs_per_block=int(model_cfg.convs_per_block),
       blocks_per_level=int(model_cfg.blocks_per_level),
       log_sigma_bound=(float(model_cfg.log_sigma_bound)
-                       if model_cfg.log_sigma_bound else None))
+                       if model_cfg.log_sigma_bound else None),
+      remat=bool(model_cfg.get('remat', False)))
 
 
 def build_model(model_cfg) -> Model:
@@ -127,7 +128,9 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
       raise ValueError(f'data.synthetic.image_size={stored} is smaller than '
                        f'data.image_size={config.data.image_size}.')
   from hpu_jax.model import check_resolution, checked_down_channels
-  checked_down_channels(**model_kwargs(config.model))
+  architecture = model_kwargs(config.model)
+  architecture.pop('remat')
+  checked_down_channels(**architecture)
   compute_dtype(config.model)
   size = int(config.data.image_size)
   check_resolution(size, size, len(config.model.channels_per_block))

@@ -35,11 +35,6 @@ def _bias_init():
   return hk.initializers.TruncatedNormal(stddev=0.001)
 
 
-def _conv(channels: int, kernel: int, name: str) -> hk.Conv2D:
-  return hk.Conv2D(channels, kernel, padding='SAME', with_bias=True,
-                   w_init=_weight_init(), b_init=_bias_init(), name=name)
-
-
 def down_sample(x: jax.Array) -> jax.Array:
   """2x2 average pool, stride 2, VALID: [B, H, W, C] -> [B, H/2, W/2, C]."""
   b, h, w, c = x.shape
@@ -62,6 +57,83 @@ def resolve_mean_flags(mean: MeanFlags, num_latent_levels: int) -> Tuple[bool, .
   return flags
 
 
+class Part(NamedTuple):
+  """One channel group of a convolution's input, kept apart so that work can
+  be saved: `upsampled` means the group is `up_sample(value)` (a 1x1 conv is
+  then applied before upsampling, 4x fewer FLOPs), and a `value` with a
+  smaller batch than the output is shared by every sample of its image (its
+  share of the conv is computed once per image, see `HPUNet.sample_many`)."""
+  value: jax.Array       # [B', h, w, c] with B' dividing the output batch.
+  upsampled: bool = False
+
+
+def _tile(x: jax.Array, batch: int) -> jax.Array:
+  """[B', ...] -> [batch, ...], sample-major (as `sample_many` orders samples)."""
+  if x.shape[0] == batch:
+    return x
+  return jnp.broadcast_to(x[None], (batch // x.shape[0],) + x.shape).reshape(
+      (batch,) + x.shape[1:])
+
+
+def _materialize(parts: Sequence[Part]) -> jax.Array:
+  """The full input the parts stand for: upsampled, tiled, concatenated."""
+  values = [up_sample(p.value) if p.upsampled else p.value for p in parts]
+  batch = max(v.shape[0] for v in values)
+  values = [_tile(v, batch) for v in values]
+  return values[0] if len(values) == 1 else jnp.concatenate(values, axis=-1)
+
+
+class Conv(hk.Module):
+  """A SAME convolution with bias, with the parameters of `hk.Conv2D` (names
+  'w' [k, k, Cin, Cout] and 'b' [Cout], same initialisers and init order).
+
+  Given `Part`s instead of one array it computes the conv of their
+  concatenation: 1x1 convs as matrix products (their weight gradient is then
+  a plain matmul, much faster on CPU than a conv-shaped one), upsampled parts
+  convolved at low resolution when that is exact (1x1), and shared parts
+  once per image."""
+
+  def __init__(self, channels: int, kernel: int, name: Optional[str] = None):
+    super().__init__(name=name)
+    self._channels = channels
+    self._kernel = kernel
+
+  def __call__(self, x: Union[jax.Array, Sequence[Part]]) -> jax.Array:
+    parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+    dtype = parts[0].value.dtype
+    cin = sum(p.value.shape[-1] for p in parts)
+    k = self._kernel
+    w = hk.get_parameter('w', (k, k, cin, self._channels), dtype, init=_weight_init())
+    b = hk.get_parameter('b', (self._channels,), dtype, init=_bias_init())
+    if k != 1:
+      same_batch = len({p.value.shape[0] for p in parts}) == 1
+      groups = [parts] if same_batch else [[p] for p in parts]
+    else:
+      groups = [[p] for p in parts]
+    outputs, start = [], 0
+    for group in groups:
+      c = sum(p.value.shape[-1] for p in group)
+      w_group = w[:, :, start:start + c]
+      start += c
+      if k == 1:
+        (part,) = group
+        y = jnp.einsum('bhwc,cd->bhwd', part.value, w_group[0, 0])
+        outputs.append(up_sample(y) if part.upsampled else y)
+      else:
+        outputs.append(jax.lax.conv_general_dilated(
+            _materialize(group), w_group, (1, 1), 'SAME',
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+    batch = max(o.shape[0] for o in outputs)
+    out = _tile(outputs[0], batch)
+    for o in outputs[1:]:
+      out = out + _tile(o, batch)
+    return out + b
+
+
+def _conv(channels: int, kernel: int, name: str) -> Conv:
+  return Conv(channels, kernel, name=name)
+
+
 class ResBlock(hk.Module):
   """Pre-activated residual block: skip + convs(relu(x)), no final activation."""
 
@@ -72,18 +144,41 @@ class ResBlock(hk.Module):
     self._n_down_channels = n_down_channels
     self._convs_per_block = convs_per_block
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    skip = x
-    residual = jax.nn.relu(x)
+  def __call__(self, x: Union[jax.Array, Sequence[Part]]) -> jax.Array:
+    """x: an array [B, H, W, C], or the `Part`s of a concatenated input."""
+    parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+    # relu commutes with upsampling and tiling, so it is applied per part.
+    activated = [p._replace(value=jax.nn.relu(p.value)) for p in parts]
+    residual = activated
     for i in range(self._convs_per_block):
       residual = _conv(self._n_down_channels, 3, name=f'conv_{i}')(residual)
       if i < self._convs_per_block - 1:
         residual = jax.nn.relu(residual)
-    if x.shape[-1] != self._n_channels:
-      skip = _conv(self._n_channels, 1, name='skip_projection')(skip)
+    if sum(p.value.shape[-1] for p in parts) != self._n_channels:
+      skip = _conv(self._n_channels, 1, name='skip_projection')(parts)
+    else:
+      skip = _materialize(parts)
     if self._n_down_channels != self._n_channels:
       residual = _conv(self._n_channels, 1, name='residual_projection')(residual)
     return skip + residual
+
+
+def _level_blocks(x, n_channels: int, n_down_channels: int, convs_per_block: int,
+                  blocks_per_level: int, name: str, remat: bool) -> jax.Array:
+  """The residual blocks of one level. With `remat`, the level's activations
+  are recomputed in the backward pass instead of stored (`hk.remat`): less
+  memory for about one more forward pass of compute."""
+  def run(x):
+    for b in range(blocks_per_level):
+      x = ResBlock(n_channels, n_down_channels, convs_per_block, name=f'{name}_block_{b}')(x)
+    return x
+
+  if not remat:
+    return run(x)
+  parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+  flags = tuple(p.upsampled for p in parts)  # static: closed over, not traced.
+  return hk.remat(lambda *values: run([Part(v, f) for v, f in zip(values, flags)]))(
+      *[p.value for p in parts])
 
 
 class CoreOutput(NamedTuple):
@@ -99,8 +194,9 @@ class HierarchicalCore(hk.Module):
   def __init__(self, latent_dims: Sequence[int], channels_per_block: Sequence[int],
                down_channels_per_block: Sequence[int], convs_per_block: int,
                blocks_per_level: int, log_sigma_bound: Optional[float],
-               name: Optional[str] = None):
+               remat: bool = False, name: Optional[str] = None):
     super().__init__(name=name)
+    self._remat = remat
     self._latent_dims = tuple(latent_dims)
     self._channels = tuple(channels_per_block)
     self._down_channels = tuple(down_channels_per_block)
@@ -109,10 +205,8 @@ class HierarchicalCore(hk.Module):
     self._log_sigma_bound = log_sigma_bound
 
   def _level(self, x, channels, down_channels, name):
-    for b in range(self._blocks_per_level):
-      x = ResBlock(channels, down_channels, self._convs_per_block,
-                   name=f'{name}_block_{b}')(x)
-    return x
+    return _level_blocks(x, channels, down_channels, self._convs_per_block,
+                         self._blocks_per_level, name, self._remat)
 
   def encode(self, inputs: jax.Array) -> Tuple[jax.Array, ...]:
     """[B, H, W, Cin] -> encoder outputs per level, finest (H x W) first."""
@@ -135,9 +229,7 @@ class HierarchicalCore(hk.Module):
     x = reversed_features[0]
     distributions, latents = [], []
     for l, latent_dim in enumerate(self._latent_dims):
-      mu_log_sigma = hk.Conv2D(2 * latent_dim, 1, padding='SAME',
-                               w_init=_weight_init(), b_init=_bias_init(),
-                               name=f'latent_head_{l}')(x)
+      mu_log_sigma = Conv(2 * latent_dim, 1, name=f'latent_head_{l}')(x)
       mu = mu_log_sigma[..., :latent_dim]
       log_sigma = mu_log_sigma[..., latent_dim:]
       if self._log_sigma_bound is not None:
@@ -153,8 +245,8 @@ class HierarchicalCore(hk.Module):
       distributions.append(dist)
       latents.append(z)
       x = jnp.concatenate([z, x], axis=-1)  # z first, as in the original.
-      x = up_sample(x)
-      x = jnp.concatenate([x, reversed_features[l + 1]], axis=-1)
+      # concat(up_sample(x), features), kept as parts (see `Part`).
+      x = [Part(x, upsampled=True), Part(reversed_features[l + 1])]
       x = self._level(x, reversed_channels[l + 1], reversed_down[l + 1],
                       name=f'decoder_level_{l}')
     return CoreOutput(x, tuple(encoder_features), tuple(distributions), tuple(latents))
@@ -168,9 +260,10 @@ class StitchingDecoder(hk.Module):
 
   def __init__(self, latent_dims: Sequence[int], channels_per_block: Sequence[int],
                down_channels_per_block: Sequence[int], num_classes: int,
-               convs_per_block: int, blocks_per_level: int,
+               convs_per_block: int, blocks_per_level: int, remat: bool = False,
                name: Optional[str] = None):
     super().__init__(name=name)
+    self._remat = remat
     self._num_latent_levels = len(latent_dims)
     self._channels = tuple(channels_per_block)
     self._down_channels = tuple(down_channels_per_block)
@@ -185,13 +278,11 @@ class StitchingDecoder(hk.Module):
     reversed_down = self._down_channels[::-1]
     x = decoder_features
     for level in range(self._num_latent_levels + 1, len(self._channels)):
-      x = up_sample(x)
-      x = jnp.concatenate([x, reversed_features[level]], axis=-1)
-      for b in range(self._blocks_per_level):
-        x = ResBlock(reversed_channels[level], reversed_down[level],
-                     self._convs_per_block, name=f'level_{level}_block_{b}')(x)
-    return hk.Conv2D(self._num_classes, 1, padding='SAME', w_init=_weight_init(),
-                     b_init=_bias_init(), name='logits')(x)
+      x = [Part(x, upsampled=True), Part(reversed_features[level])]
+      x = _level_blocks(x, reversed_channels[level], reversed_down[level],
+                        self._convs_per_block, self._blocks_per_level,
+                        f'level_{level}', self._remat)
+    return Conv(self._num_classes, 1, name='logits')(x)
 
 
 class HPUNetOutput(NamedTuple):
@@ -216,7 +307,7 @@ class HPUNet(hk.Module):
                channels_per_block: Sequence[int] = DEFAULT_CHANNELS,
                down_channels_per_block: Optional[Sequence[int]] = None,
                convs_per_block: int = 3, blocks_per_level: int = 3,
-               log_sigma_bound: Optional[float] = None,
+               log_sigma_bound: Optional[float] = None, remat: bool = False,
                name: Optional[str] = 'hpunet'):
     super().__init__(name=name)
     channels_per_block = tuple(channels_per_block)
@@ -229,14 +320,14 @@ class HPUNet(hk.Module):
     core_args = dict(latent_dims=latent_dims, channels_per_block=channels_per_block,
                      down_channels_per_block=down_channels_per_block,
                      convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
-                     log_sigma_bound=log_sigma_bound)
+                     log_sigma_bound=log_sigma_bound, remat=remat)
     self.prior = HierarchicalCore(name='prior', **core_args)
     self.posterior = HierarchicalCore(name='posterior', **core_args)
     self.f_comb = StitchingDecoder(
         latent_dims=latent_dims, channels_per_block=channels_per_block,
         down_channels_per_block=down_channels_per_block, num_classes=num_classes,
         convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
-        name='f_comb')
+        remat=remat, name='f_comb')
 
   def _check_input(self, img):
     check_resolution(img.shape[1], img.shape[2], len(self.channels_per_block))
@@ -269,10 +360,11 @@ class HPUNet(hk.Module):
     self._check_input(img)
     batch = img.shape[0]
     features = self.prior.encode(img)
-    tiled = tuple(jnp.broadcast_to(f[None], (num_samples,) + f.shape).reshape(
-        (num_samples * batch,) + f.shape[1:]) for f in features)
-    prior = self.prior.decode(tiled, mean=mean)
-    logits = self.f_comb(tiled, prior.decoder_features)
+    # Only the bottleneck is tiled to [S * B]; the finer features stay [B] and
+    # each conv over them runs once per image (see `Conv`).
+    shared = features[:-1] + (_tile(features[-1], num_samples * batch),)
+    prior = self.prior.decode(shared, mean=mean)
+    logits = self.f_comb(shared, prior.decoder_features)
     unflatten = lambda t: t.reshape((num_samples, batch) + t.shape[1:])
     return SampleOutput(unflatten(logits), tuple(unflatten(z) for z in prior.latents))
 
@@ -353,8 +445,10 @@ class Model(NamedTuple):
 def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
                  channels_per_block=DEFAULT_CHANNELS, down_channels_per_block=None,
                  convs_per_block: int = 3, blocks_per_level: int = 3,
-                 log_sigma_bound: Optional[float] = None) -> Model:
-  """Builds the pure functions from explicit architecture arguments."""
+                 log_sigma_bound: Optional[float] = None, remat: bool = False) -> Model:
+  """Builds the pure functions from explicit architecture arguments. `remat`
+  recomputes each level's activations in the backward pass (less memory,
+  more compute); it changes neither the parameters nor the results."""
   kwargs = dict(num_classes=num_classes, latent_dims=tuple(latent_dims),
                 channels_per_block=tuple(channels_per_block),
                 down_channels_per_block=down_channels_per_block,
@@ -364,7 +458,7 @@ def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
   kwargs['down_channels_per_block'] = checked_down_channels(**kwargs)
 
   def fns():
-    net = HPUNet(**kwargs)
+    net = HPUNet(remat=bool(remat), **kwargs)
 
     def init(seg, img):
       return net(seg, img)

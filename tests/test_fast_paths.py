@@ -1,0 +1,108 @@
+"""The exact speed-ups: `Conv` over input parts, rematerialisation, XLA flags."""
+import warnings
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hpu_jax import xla_cpu
+from hpu_jax.model import Conv, Part, build_hpunet, up_sample
+
+
+def _apply_both(kernel, parts, reference_input, channels=5):
+  """Our Conv over `parts` and hk.Conv2D over the materialised input, with
+  the parameters each creates from the same rng (they must be the same)."""
+
+  def ours():
+    return Conv(channels, kernel, name='c')(parts)
+
+  def reference():
+    return hk.Conv2D(channels, kernel, padding='SAME', name='c',
+                     w_init=hk.initializers.Orthogonal(1.0),
+                     b_init=hk.initializers.TruncatedNormal(0.001))(reference_input)
+
+  ours_t, ref_t = hk.transform(ours), hk.transform(reference)
+  p_ours, p_ref = ours_t.init(jax.random.key(0)), ref_t.init(jax.random.key(0))
+  return p_ours, p_ref, ours_t.apply(p_ours, None), ref_t.apply(p_ref, None)
+
+
+@pytest.mark.parametrize('kernel', [1, 3])
+def test_conv_of_parts_equals_conv_of_concatenation(kernel):
+  low = jax.random.normal(jax.random.key(1), (2, 4, 4, 3))
+  skip = jax.random.normal(jax.random.key(2), (2, 8, 8, 2))
+  parts = [Part(low, upsampled=True), Part(skip)]
+  full = jnp.concatenate([up_sample(low), skip], axis=-1)
+  p_ours, p_ref, y_ours, y_ref = _apply_both(kernel, parts, full)
+  # Same parameter names, shapes and initial values as hk.Conv2D.
+  assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
+  for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
+    np.testing.assert_array_equal(a, b)
+  assert y_ours.shape == (2, 8, 8, 5)
+  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kernel', [1, 3])
+def test_shared_part_is_broadcast_to_every_sample(kernel):
+  samples, batch = 3, 2
+  per_sample = jax.random.normal(jax.random.key(1), (samples * batch, 4, 4, 3))
+  shared = jax.random.normal(jax.random.key(2), (batch, 8, 8, 2))
+  parts = [Part(per_sample, upsampled=True), Part(shared)]
+  tiled = jnp.broadcast_to(shared[None], (samples,) + shared.shape).reshape(
+      (samples * batch,) + shared.shape[1:])
+  full = jnp.concatenate([up_sample(per_sample), tiled], axis=-1)
+  _, _, y_ours, y_ref = _apply_both(kernel, parts, full)
+  assert y_ours.shape == (samples * batch, 8, 8, 5)
+  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_remat_changes_neither_parameters_nor_results():
+  kwargs = dict(latent_dims=(1, 1), channels_per_block=(4, 8, 8), convs_per_block=2,
+                blocks_per_level=2)
+  img = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
+  seg = (img[..., 0] > 0.5).astype(jnp.int32)
+  plain, remat = build_hpunet(**kwargs), build_hpunet(remat=True, **kwargs)
+  params = plain.init(jax.random.key(0), seg, img)
+  params_remat = remat.init(jax.random.key(0), seg, img)
+  assert jax.tree.structure(params) == jax.tree.structure(params_remat)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_remat)):
+    np.testing.assert_array_equal(a, b)
+
+  def loss_and_grads(model):
+    loss = lambda p: jnp.mean(model.forward(p, jax.random.key(3), seg, img).logits ** 2)
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+  (loss, grads), (loss_r, grads_r) = loss_and_grads(plain), loss_and_grads(remat)
+  np.testing.assert_allclose(loss, loss_r, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(a))) + 1e-8)
+
+
+def test_xla_flag_added_when_backend_not_started(monkeypatch):
+  monkeypatch.setattr(xla_cpu, '_backend_started', lambda: False)
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  assert xla_cpu.configure(env)
+  assert env['XLA_FLAGS'] == '--xla_force_host_platform_device_count=2 ' + xla_cpu.FLAG
+  assert not xla_cpu.configure(env)  # already there: unchanged.
+  assert env['XLA_FLAGS'].count(xla_cpu.FLAG_NAME) == 1
+
+
+def test_xla_flag_respects_user_and_opt_out(monkeypatch):
+  monkeypatch.setattr(xla_cpu, '_backend_started', lambda: False)
+  env = {'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=individual_convolution'}
+  assert not xla_cpu.configure(env)
+  assert env['XLA_FLAGS'] == '--xla_cpu_experimental_ynn_fusion_type=individual_convolution'
+  env = {xla_cpu.OPT_OUT: '1'}
+  assert not xla_cpu.configure(env)
+  assert 'XLA_FLAGS' not in env
+
+
+def test_xla_flag_warns_when_backend_already_running():
+  jax.devices()  # the backend is running in this test process.
+  env = {}
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    assert not xla_cpu.configure(env)
+  assert 'XLA_FLAGS' not in env
+  assert any(xla_cpu.FLAG in str(w.message) for w in caught)
