@@ -11,7 +11,7 @@ are already 128 x 128, so there is no random crop.
       --config.data.dir=../shared/data/lidc-idri-slices
 
 The first run prepares the archive into data.prepared_dir (about a minute).
-A GPU configuration: 240k steps are out of reach of a CPU (about 30 s per
+The GPU configuration: 240k steps are out of reach of a CPU (about 20 s per
 step of batch 32 on 2 cores); not run to the end by this project yet.
 """
 from configs import base
