@@ -67,6 +67,13 @@ class Part(NamedTuple):
   upsampled: bool = False
 
 
+def _as_parts(x) -> list:
+  """A list of `Part`s as given, or one array (jax or numpy) as one part."""
+  if isinstance(x, (list, tuple)) and x and isinstance(x[0], Part):
+    return list(x)
+  return [Part(jnp.asarray(x))]
+
+
 def _tile(x: jax.Array, batch: int) -> jax.Array:
   """[B', ...] -> [batch, ...], sample-major (as `sample_many` orders samples)."""
   if x.shape[0] == batch:
@@ -99,7 +106,7 @@ class Conv(hk.Module):
     self._kernel = kernel
 
   def __call__(self, x: Union[jax.Array, Sequence[Part]]) -> jax.Array:
-    parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+    parts = _as_parts(x)
     dtype = parts[0].value.dtype
     cin = sum(p.value.shape[-1] for p in parts)
     k = self._kernel
@@ -146,7 +153,7 @@ class ResBlock(hk.Module):
 
   def __call__(self, x: Union[jax.Array, Sequence[Part]]) -> jax.Array:
     """x: an array [B, H, W, C], or the `Part`s of a concatenated input."""
-    parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+    parts = _as_parts(x)
     # relu commutes with upsampling and tiling, so it is applied per part.
     activated = [p._replace(value=jax.nn.relu(p.value)) for p in parts]
     residual = activated
@@ -175,7 +182,7 @@ def _level_blocks(x, n_channels: int, n_down_channels: int, convs_per_block: int
 
   if not remat:
     return run(x)
-  parts = [Part(x)] if isinstance(x, jax.Array) else list(x)
+  parts = _as_parts(x)
   flags = tuple(p.upsampled for p in parts)  # static: closed over, not traced.
   return hk.remat(lambda *values: run([Part(v, f) for v, f in zip(values, flags)]))(
       *[p.value for p in parts])
