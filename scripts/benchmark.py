@@ -174,16 +174,25 @@ def bench_train(model, optimizer, loss_cfg, state, images, labels, args):
                  donate_argnums=0)
   start = time.perf_counter()
   compiled = step.lower(state, images, labels).compile()
-  state, _ = compiled(state, images, labels)
+  state, seconds, compile_s = time_train_steps(compiled, state, images, labels,
+                                               args.repeats, start)
+  return state, seconds, compile_s, flops_of(compiled)
+
+
+def time_train_steps(step, state, images, labels, repeats, start):
+  """Runs one step (finishing the compile timed from `start`), then the median
+  of `repeats` steps; the state is donated and replaced each step.
+  Returns (state, seconds per step, compile seconds)."""
+  state, _ = step(state, images, labels)
   jax.block_until_ready(state)
   compile_s = time.perf_counter() - start
   holder = [state]
 
   def one_step():
-    holder[0], metrics = compiled(holder[0], images, labels)
+    holder[0], metrics = step(holder[0], images, labels)
     return metrics
-  seconds = median_seconds(one_step, args.repeats)  # Donates and replaces holder[0].
-  return holder[0], seconds, compile_s, flops_of(compiled)
+  seconds = median_seconds(one_step, repeats)
+  return holder[0], seconds, compile_s
 
 
 def bench_sample(model, params, images, args):
@@ -254,16 +263,8 @@ def child_train2(args):
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
   images, labels = (jax.device_put(x.reshape((2, args.batch // 2) + x.shape[1:]), sharding)
                     for x in random_batch(args.batch, size))
-  start = time.perf_counter()
-  rstate, _ = p_step(rstate, images, labels)
-  jax.block_until_ready(rstate)
-  compile_s = time.perf_counter() - start
-  holder = [rstate]
-
-  def one_step():
-    holder[0], metrics = p_step(holder[0], images, labels)
-    return metrics
-  seconds = median_seconds(one_step, args.repeats)
+  _, seconds, compile_s = time_train_steps(p_step, rstate, images, labels, args.repeats,
+                                           time.perf_counter())
   values = (signif(args.batch / seconds), signif(compile_s, 3), devices[0].device_kind,
             os.environ.get('XLA_FLAGS', ''), signif(peak_host_rss_mb()))
   print(json.dumps(dict(zip(CHILD_FIELDS, values))))
