@@ -36,6 +36,7 @@ def get_config():
   config.data.synthetic.num_train = 20_000
   config.data.synthetic.num_validation = 200
   config.data.synthetic.num_test = 1_000
+  config.data.synthetic.cache = True
   config.data.augment.flip = True
   config.data.augment.rot90 = True
 

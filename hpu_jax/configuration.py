@@ -75,7 +75,8 @@ def data_source(data_cfg, split: str):
       raise ValueError(f'split={split!r}: expected one of {tuple(sizes)}.')
     return synthetic.SyntheticDataset(
         split, int(sizes[split]), image_size=int(syn.image_size or data_cfg.image_size),
-        num_annotations=int(syn.num_annotations), seed=int(syn.seed))
+        num_annotations=int(syn.num_annotations), seed=int(syn.seed),
+        cache=bool(syn.cache) and split == 'train')
   from hpu_jax.data import lidc
   prepared = os.path.expanduser(str(data_cfg.prepared_dir))
   try:

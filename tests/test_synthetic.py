@@ -305,3 +305,22 @@ def test_constants_match_the_documented_design():
     assert contrasts == sorted(contrasts, reverse=True)
   np.testing.assert_allclose(synthetic.mode_probabilities(0.75, 0.9, 0.25),
                              [0.25, 0.05625, 0.50625, 0.01875, 0.16875])
+
+
+def test_cache_returns_the_generated_examples_read_only():
+  plain = SyntheticDataset('train', 6, image_size=32, seed=3)
+  cached = SyntheticDataset('train', 6, image_size=32, seed=3, cache=True)
+  for _ in range(2):                               # Generated, then from memory.
+    for i in (4, 0, 4):
+      a, b = plain[i], cached[i]
+      assert a.keys() == b.keys()
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+  first = cached[4]
+  assert not first['image'].flags.writeable and not first['masks'].flags.writeable
+  with pytest.raises(ValueError, match='read-only'):
+    first['masks'][0, 0, 0] = 1
+  first['image'] = None                            # The caller's dict is its own.
+  assert cached[4]['image'] is not None
+  stored = sum(v.nbytes for i in range(6) for v in cached[i].values() if isinstance(v, np.ndarray))
+  assert cached.cache_nbytes() == stored

@@ -63,7 +63,7 @@ Random streams: geometry and contrast levels come from
 and oracle draws are independent, and example i does not depend on
 `num_examples`.
 """
-from typing import Dict, NamedTuple, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -217,10 +217,15 @@ class SyntheticDataset:
     'mode_probs': float32 [NUM_MODES], sums to 1.
     'annotation_modes': int32 [A], the mode of each stored annotation.
     'id': str, e.g. 'synthetic/train/00012'.
+
+  With `cache=True` each example is generated once and kept in memory
+  (read-only arrays; `cache_nbytes()` says how much the whole split takes):
+  generation costs about 0.7 ms per 32 x 32 example in Python, a fifth of a
+  2-core CPU during training of the main job's model.
   """
 
   def __init__(self, split: str, num_examples: int, image_size: int = 128,
-               num_annotations: int = 4, seed: int = 0):
+               num_annotations: int = 4, seed: int = 0, cache: bool = False):
     if split not in SPLITS:
       raise ValueError(f'split={split!r}: expected one of {SPLITS}.')
     self.split = split
@@ -232,6 +237,13 @@ class SyntheticDataset:
     self._coords = (np.arange(self.image_size) + 0.5).astype(np.float32)
     self._fields = [(_smoothing_matrix(self.image_size, grid), std) for grid, std in FIELD_GRIDS]
     self._field_gains = [_field_gain(matrix) for matrix, _ in self._fields]
+    self._cache: Optional[Dict[int, Dict[str, object]]] = {} if cache else None
+
+  def cache_nbytes(self) -> int:
+    """Bytes the arrays of the whole split take when cached."""
+    pixels = self.image_size * self.image_size
+    per_example = pixels * (1 + self.num_annotations) + 4 * NUM_MODES + 4 * self.num_annotations
+    return self.num_examples * per_example
 
   def __len__(self) -> int:
     return self.num_examples
@@ -288,6 +300,18 @@ class SyntheticDataset:
 
   def __getitem__(self, index: int) -> Dict[str, object]:
     index = self._check_index(index)
+    if self._cache is None:
+      return self._generate(index)
+    example = self._cache.get(index)
+    if example is None:
+      example = self._generate(index)
+      for value in example.values():
+        if isinstance(value, np.ndarray):
+          value.flags.writeable = False
+      self._cache[index] = example     # A dict store is atomic; a race only repeats work.
+    return dict(example)
+
+  def _generate(self, index: int) -> Dict[str, object]:
     spec = draw_lesion_spec(self._rng(index, _STREAM_GEOMETRY), self.image_size)
     probs = _mode_probs_of(spec)
     image = self._background(self._rng(index, _STREAM_TEXTURE))
