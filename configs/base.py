@@ -58,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Keep the generated training examples in memory (synthetic.py: 100 MB
   # at 32 x 32; 20,000 examples at 128 x 128 would take 1.6 GB).
   config.data.synthetic.cache = False
+  config.data.num_threads = 2             # Reader threads of the train batches.
   config.data.augment = ml_collections.ConfigDict()
   config.data.augment.flip = False
   config.data.augment.rot90 = False
@@ -76,6 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 5_000         # Validation GED / HM-IoU; 0: off.
   config.train.eval_num_examples = 200    # 0: the whole validation split.
   config.train.eval_num_samples = 16
+  # Wall-clock budget in minutes (0: none): the run stops at the first step
+  # past it, saves a checkpoint there and evaluates as at the end; running the
+  # same command again resumes towards num_steps. Single-host runs only.
+  config.train.time_limit_minutes = 0.0
   config.train.distributed = False        # jax.distributed.initialize() first.
 
   config.eval = ml_collections.ConfigDict()

@@ -109,10 +109,18 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
   for name, value in positive.items():
     if not value > 0:
       raise ValueError(f'{name}={value}: expected a positive value.')
-  for name in ('train.eval_every', 'train.eval_num_examples', 'eval.num_examples'):
+  for name in ('train.eval_every', 'train.eval_num_examples', 'eval.num_examples',
+               'train.time_limit_minutes'):
     section, key = name.split('.')
-    if config[section][key] < 0:
+    if config[section].get(key, 0) < 0:
       raise ValueError(f'{name}={config[section][key]}: expected >= 0 (0 turns it off / means all).')
+  if config.train.get('time_limit_minutes', 0) > 0 and host_count > 1:
+    raise ValueError(f'train.time_limit_minutes={config.train.time_limit_minutes} with '
+                     f'{host_count} hosts: expected 0, since hosts would stop at different '
+                     'steps; set train.num_steps instead.')
+  if not config.data.get('num_threads', 1) >= 1:
+    raise ValueError(f'data.num_threads={config.data.num_threads}: expected at least 1 '
+                     'reader thread.')
   if list(config.train.lr_boundaries) != sorted(config.train.lr_boundaries):
     raise ValueError(f'train.lr_boundaries={tuple(config.train.lr_boundaries)}: '
                      'expected increasing steps.')

@@ -115,8 +115,8 @@ class TrainResult(NamedTuple):
 
 def train(config, workdir: str,
           on_checkpoint: Optional[Callable[[int], None]] = None) -> TrainResult:
-  """Trains to config.train.num_steps, resuming from the newest checkpoint in
-  `workdir` if there is one. `on_checkpoint(step)` runs after each save."""
+  """Trains to config.train.num_steps (or until config.train.time_limit_minutes
+  has passed), resuming from the newest checkpoint in `workdir` if there is one. `on_checkpoint(step)` runs after each save."""
   if config.train.distributed:
     jax.distributed.initialize()
   devices = jax.local_devices()
@@ -179,7 +179,9 @@ def train(config, workdir: str,
   progress = tqdm(total=num_steps, initial=start, unit='step', disable=not is_chief,
                   dynamic_ncols=True, mininterval=2.0, desc='train')
   interval_start, interval_steps = time.perf_counter(), 0
-  stream = batches.iterate(start)
+  time_limit_s = 60.0 * float(tc.get('time_limit_minutes', 0.0))
+  deadline = time.monotonic() + time_limit_s if time_limit_s > 0 else None
+  stream = batches.iterate(start, num_threads=int(config.data.get('num_threads', 2)))
   try:
     for step in range(start, num_steps):
       batch = next(stream)
@@ -188,7 +190,8 @@ def train(config, workdir: str,
       pending.add(done, metrics)
       interval_steps += 1
       progress.update(1)
-      at_end = done == num_steps
+      out_of_time = deadline is not None and time.monotonic() >= deadline
+      at_end = done == num_steps or out_of_time
       log_now = done % int(tc.log_every) == 0 or at_end
       save_now = done % int(tc.checkpoint_every) == 0 or at_end
       eval_now = bool(tc.eval_every) and (done % int(tc.eval_every) == 0 or at_end)
@@ -225,6 +228,11 @@ def train(config, workdir: str,
         if on_checkpoint is not None:
           on_checkpoint(done)
       interval_start, interval_steps = time.perf_counter(), 0
+      if out_of_time and done < num_steps:
+        if is_chief:
+          print(f'train.time_limit_minutes={tc.time_limit_minutes} reached at step {done} '
+                f'of {num_steps}; checkpoint saved, stopping here.', flush=True)
+        break
   finally:
     progress.close()
     writer.close()

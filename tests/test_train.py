@@ -149,6 +149,8 @@ def test_a_non_finite_loss_stops_with_the_step_and_term(tmp_path, monkeypatch):
     ('data.image_size', 36, 'not divisible by 2'),
     ('eval.num_samples', (), 'eval.num_samples'),
     ('loss.loss_type', 'mse', 'mse'),
+    ('train.time_limit_minutes', -1.0, 'time_limit_minutes=-1.0'),
+    ('data.num_threads', 0, 'data.num_threads=0'),
 ])
 def test_invalid_configs_fail_before_anything_is_built(tmp_path, field, value, match):
   config = tiny_config()
@@ -159,3 +161,24 @@ def test_invalid_configs_fail_before_anything_is_built(tmp_path, field, value, m
   with pytest.raises(ValueError, match=match):
     train.train(config, str(tmp_path / 'bad'))
   assert not os.path.exists(tmp_path / 'bad' / 'checkpoints')
+
+
+def test_a_time_limit_stops_at_a_saved_step_and_a_rerun_resumes(tmp_path):
+  workdir = str(tmp_path / 'limited')
+  config = tiny_config(num_steps=4)
+  config.train.time_limit_minutes = 1e-9     # Past after the first step.
+  first = train.train(config, workdir)
+  assert int(first.state.step) == 1
+  assert train.checkpoint.latest(workdir).steps() == [1]
+  assert [r['step'] for r in read_metrics(workdir)] == [1]
+  config.train.time_limit_minutes = 0.0
+  second = train.train(config, workdir)
+  assert int(second.state.step) == 4
+  assert [r['step'] for r in read_metrics(workdir)] == [1, 2, 3, 4]
+
+
+def test_a_time_limit_is_refused_for_several_hosts():
+  config = tiny_config()
+  config.train.time_limit_minutes = 5.0
+  with pytest.raises(ValueError, match='time_limit_minutes=5.0 with 2 hosts'):
+    configuration.validate(config, num_devices=2, host_count=2)
