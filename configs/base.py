@@ -38,6 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.rate = 0.01                 # GECO's Lagrange-multiplier rate.
   config.loss.top_k_percentage = 0.02     # 1.0: every pixel.
   config.loss.deterministic_top_k = False
+  # Free bits on the coarsest latent level for the first steps (0: off, as in
+  # the original); see hpu_jax/losses.py kl_loss_term.
+  config.loss.kl_free_nats_coarsest = 0.0
+  config.loss.kl_free_nats_steps = 0
 
   config.data = ml_collections.ConfigDict()
   # 'synthetic' (built in), 'lidc_slices', 'lidc_crops' or 'lidc_pickle'.

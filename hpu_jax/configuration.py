@@ -39,7 +39,9 @@ def loss_config(loss_cfg) -> losses.LossConfig:
       loss_type=str(loss_cfg.loss_type), beta=float(loss_cfg.beta),
       kappa=float(loss_cfg.kappa), decay=float(loss_cfg.decay), rate=float(loss_cfg.rate),
       top_k_percentage=None if top_k >= 1.0 else top_k,
-      deterministic_top_k=bool(loss_cfg.deterministic_top_k))
+      deterministic_top_k=bool(loss_cfg.deterministic_top_k),
+      kl_free_nats_coarsest=float(loss_cfg.get('kl_free_nats_coarsest', 0.0)),
+      kl_free_nats_steps=int(loss_cfg.get('kl_free_nats_steps', 0)))
   losses.validate_loss_config(cfg)
   return cfg
 

@@ -120,37 +120,67 @@ class LossConfig(NamedTuple):
   rate: float = 0.01                 # GECO Lagrange-multiplier learning-rate scale.
   top_k_percentage: Optional[float] = 0.02
   deterministic_top_k: bool = False
+  # "Free bits" on the coarsest latent level while step < kl_free_nats_steps:
+  # its KL enters the loss as max(KL, kl_free_nats_coarsest), so below the
+  # floor it is not penalised and the global latent gets used early (see
+  # `kl_loss_term`). 0 / 0: off, as in the original.
+  kl_free_nats_coarsest: float = 0.0
+  kl_free_nats_steps: int = 0
 
 
 def validate_loss_config(cfg: LossConfig) -> None:
   if cfg.loss_type not in ('geco', 'elbo'):
     raise ValueError(f"loss_type={cfg.loss_type!r}: expected 'geco' or 'elbo'.")
+  if not cfg.kl_free_nats_coarsest >= 0.0:
+    raise ValueError(f'kl_free_nats_coarsest={cfg.kl_free_nats_coarsest}: expected >= 0 nats.')
+  if not cfg.kl_free_nats_steps >= 0:
+    raise ValueError(f'kl_free_nats_steps={cfg.kl_free_nats_steps}: expected >= 0 steps.')
   if cfg.top_k_percentage is not None:
     num_topk_pixels(1, cfg.top_k_percentage)
   if not 0.0 <= cfg.decay < 1.0:
     raise ValueError(f'decay={cfg.decay}: expected a value in [0, 1).')
 
 
+def kl_loss_term(kls: Sequence[jax.Array], cfg: LossConfig,
+                 step: Optional[jax.Array]) -> jax.Array:
+  """The KL as it enters the loss: the sum over levels, except that while
+  step < cfg.kl_free_nats_steps the coarsest level (kls[0], a batch mean)
+  counts as max(KL, cfg.kl_free_nats_coarsest) ("free bits", Kingma et al.
+  2016): below the floor its KL has no gradient, so the model can put the
+  image-wide choice (marked or not) into the one global latent instead of
+  the independently sampled cells of finer levels."""
+  kl_sum = sum(kls)
+  if cfg.kl_free_nats_steps <= 0 or cfg.kl_free_nats_coarsest <= 0:
+    return kl_sum
+  if step is None:
+    raise ValueError('kl_free_nats_steps > 0 needs the train step number (step=...).')
+  floored = jnp.maximum(kls[0], cfg.kl_free_nats_coarsest)
+  first = jnp.where(step < cfg.kl_free_nats_steps, floored, kls[0])
+  return first + sum(kls[1:])
+
+
 def hpunet_loss(output, labels: jax.Array, lagmul_u: jax.Array, geco_state: GecoState,
-                cfg: LossConfig, rng: Optional[jax.Array]
+                cfg: LossConfig, rng: Optional[jax.Array], step: Optional[jax.Array] = None
                 ) -> Tuple[jax.Array, GecoState, Dict[str, jax.Array]]:
   """Assembles the loss from a `HPUNetOutput`; returns (loss, new GECO state,
-  summaries with the original's names)."""
+  summaries with the original's names). `step` (the number of updates
+  applied) is needed only for the free-nats floor."""
   rec = reconstruction_loss(output.logits, labels, cfg.top_k_percentage, rng,
                             cfg.deterministic_top_k)
   kls = kl_per_level(output.posterior, output.prior)
   kl_sum = sum(kls)
+  kl_term = kl_loss_term(kls, cfg, step)
   summaries = {'rec_loss_mean': rec.rec_loss_mean, 'rec_loss_sum': rec.rec_loss_sum,
                'kl_sum': kl_sum}
   summaries.update({f'kl_{l}': kl for l, kl in enumerate(kls)})
   if cfg.loss_type == 'elbo':
-    loss = rec.rec_loss_sum + cfg.beta * kl_sum
+    loss = rec.rec_loss_sum + cfg.beta * kl_term
     summaries['elbo_loss'] = loss
     return loss, geco_state, summaries
   ma, new_state = update_moving_average(geco_state, rec.rec_loss_sum, cfg.decay)
   constraint = ma - cfg.kappa * rec.num_valid_pixels
   lagmul = lagrange_multiplier(lagmul_u, cfg.rate)
-  loss = lagmul * constraint + kl_sum
+  loss = lagmul * constraint + kl_term
   summaries.update({'geco_loss': loss, 'ma_rec_loss_mean': ma / rec.num_valid_pixels,
                     'num_valid_pixels': rec.num_valid_pixels, 'lagmul': lagmul,
                     'constraint': constraint})

@@ -59,7 +59,8 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation,
                              model_rng, labels, precision.cast_floats(images, compute_dtype))
       output = precision.output_to_float32(output)
       loss, geco, summaries = losses.hpunet_loss(output, labels, params['lagmul'],
-                                                 state.geco, loss_config, topk_rng)
+                                                 state.geco, loss_config, topk_rng,
+                                                 state.step)
       return loss, (geco, summaries)
 
     (loss, (geco, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -134,3 +134,51 @@ def test_bad_loss_config():
     losses.validate_loss_config(losses.LossConfig(loss_type='vae'))
   with pytest.raises(ValueError, match='top_k_percentage=1.5'):
     losses.validate_loss_config(losses.LossConfig(top_k_percentage=1.5))
+
+
+def _two_level_output(m0):
+  """Level 0: q = N(m0, 1), p = N(0, 1), KL = m0^2 / 2; level 1: KL = 0.5."""
+  logits = jax.random.normal(jax.random.key(0), (2, 8, 8, 2))
+  ones = jnp.ones((2, 1, 1, 1))
+  q = [distrax.Normal(m0 * ones, ones), distrax.Normal(jnp.ones((2, 2, 2, 1)) / 2, jnp.ones((2, 2, 2, 1)))]
+  p = [distrax.Normal(0 * ones, ones), distrax.Normal(jnp.zeros((2, 2, 2, 1)), jnp.ones((2, 2, 2, 1)))]
+  return _Output(logits, q, p), jnp.zeros((2, 8, 8), jnp.int32)
+
+
+@pytest.mark.parametrize('loss_type', ['elbo', 'geco'])
+def test_free_nats_floor_the_coarsest_kl_only_before_the_given_step(loss_type):
+  cfg = losses.LossConfig(loss_type=loss_type, top_k_percentage=None,
+                          kl_free_nats_coarsest=1.0, kl_free_nats_steps=10)
+  plain = cfg._replace(kl_free_nats_coarsest=0.0, kl_free_nats_steps=0)
+
+  def loss_of(m0, cfg, step):
+    out, labels = _two_level_output(m0)
+    loss, _, s = losses.hpunet_loss(out, labels, losses.init_lagmul_param(),
+                                    losses.init_geco_state(), cfg, None, step)
+    return loss, s
+
+  # KL_0 = 0.5 nats (m0 = 1): below the floor, counted as 1.0 and without gradient.
+  (floored, s), grad = jax.value_and_grad(loss_of, has_aux=True)(1.0, cfg, jnp.int32(3))
+  (unfloored, _), plain_grad = jax.value_and_grad(loss_of, has_aux=True)(1.0, plain, jnp.int32(3))
+  np.testing.assert_allclose(s['kl_0'], 0.5, rtol=1e-6)
+  np.testing.assert_allclose(s['kl_sum'], 0.5 + 0.5, rtol=1e-6)   # summaries: the true KL.
+  np.testing.assert_allclose(floored - unfloored, 0.5, rtol=1e-5)
+  assert float(grad) == 0.0 and float(plain_grad) > 0.5
+  # From step 10 on, or above the floor (m0 = 2: KL_0 = 2 nats), nothing changes.
+  for m0, step in ((1.0, 10), (1.0, 11), (2.0, 3)):
+    (a, _), ga = jax.value_and_grad(loss_of, has_aux=True)(m0, cfg, jnp.int32(step))
+    (b, _), gb = jax.value_and_grad(loss_of, has_aux=True)(m0, plain, jnp.int32(step))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(ga, gb, rtol=1e-6)
+
+
+def test_free_nats_need_the_step_and_sane_values():
+  out, labels = _two_level_output(1.0)
+  cfg = losses.LossConfig(loss_type='elbo', top_k_percentage=None,
+                          kl_free_nats_coarsest=1.0, kl_free_nats_steps=10)
+  with pytest.raises(ValueError, match='needs the train step'):
+    losses.hpunet_loss(out, labels, losses.init_lagmul_param(), losses.init_geco_state(), cfg, None)
+  with pytest.raises(ValueError, match='kl_free_nats_coarsest=-1.0'):
+    losses.validate_loss_config(cfg._replace(kl_free_nats_coarsest=-1.0))
+  with pytest.raises(ValueError, match='kl_free_nats_steps=-5'):
+    losses.validate_loss_config(cfg._replace(kl_free_nats_steps=-5))

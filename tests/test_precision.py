@@ -79,7 +79,7 @@ def test_float32_path_matches_the_plain_forward_pass(setup):
   def plain_loss(params):
     output = model.forward(params['model'], model_rng, labels, images)
     return hpu_jax.hpunet_loss(output, labels, params['lagmul'], state.geco, loss_cfg,
-                               topk_rng)[0]
+                               topk_rng, state.step)[0]
 
   np.testing.assert_allclose(float(metrics['loss']), float(plain_loss(state.params)),
                              rtol=1e-6)
