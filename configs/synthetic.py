@@ -8,14 +8,14 @@ annotations at the same N) and with the true mode frequencies.
 
   python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
 
-Measured on a 2-core CPU (one device, no GPU): 11 min 57 s in all, install
-included (9,000 steps of batch 16 in 10 min 7 s at ~261 images/s, then the
-evaluation of the 200 validation images with 16 and 100 samples). It
-reaches validation ged16 0.153 (oracle at the same N: 0.112, so 1.37x),
-ged100 0.123 (0.092), hm_iou16 0.761, sncc16 0.914, mode_tv 0.148
-(sampling-noise floor 0.058); see the README. That is seed 0: with
---config.train.seed=1 the 1x1 latent stayed unused and the run reached
-ged16 0.177 and mode_tv 0.232.
+Measured on a 2-core CPU (one device, no GPU): 14 min 21 s in all, install
+included (9,000 steps of batch 16 in 12 min 1 s at a median 217 images/s,
+on a slower hour of the machine: the same schedule took 11 min 57 s at 261
+images/s earlier), then the evaluation of the 200 validation images with 16
+and 100 samples. It reaches validation ged16 0.154 (oracle at the same N:
+0.112, so 1.38x), ged100 0.125 (0.092), hm_iou16 0.759, sncc16 0.899,
+mode_tv 0.145 (sampling-noise floor 0.058); see the README. With
+--config.train.seed=1: ged16 0.136 (1.22x) and mode_tv 0.159.
 """
 from configs import base
 
