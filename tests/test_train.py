@@ -163,7 +163,9 @@ def test_invalid_configs_fail_before_anything_is_built(tmp_path, field, value, m
   assert not os.path.exists(tmp_path / 'bad' / 'checkpoints')
 
 
-def test_a_time_limit_stops_at_a_saved_step_and_a_rerun_resumes(tmp_path):
+def test_a_time_limit_stops_at_a_saved_step(tmp_path):
+  """Stops at the first step past the budget with a checkpoint there (a rerun
+  resumes from it like any other; resuming is tested above)."""
   workdir = str(tmp_path / 'limited')
   config = tiny_config(num_steps=4)
   config.train.time_limit_minutes = 1e-9     # Past after the first step.
@@ -171,10 +173,8 @@ def test_a_time_limit_stops_at_a_saved_step_and_a_rerun_resumes(tmp_path):
   assert int(first.state.step) == 1
   assert train.checkpoint.latest(workdir).steps() == [1]
   assert [r['step'] for r in read_metrics(workdir)] == [1]
-  config.train.time_limit_minutes = 0.0
-  second = train.train(config, workdir)
-  assert int(second.state.step) == 4
-  assert [r['step'] for r in read_metrics(workdir)] == [1, 2, 3, 4]
+  run = hpu_jax.load(workdir)
+  assert run.step == 1
 
 
 def test_a_time_limit_is_refused_for_several_hosts():
