@@ -116,7 +116,8 @@ class TrainResult(NamedTuple):
 def train(config, workdir: str,
           on_checkpoint: Optional[Callable[[int], None]] = None) -> TrainResult:
   """Trains to config.train.num_steps (or until config.train.time_limit_minutes
-  has passed), resuming from the newest checkpoint in `workdir` if there is one. `on_checkpoint(step)` runs after each save."""
+  has passed), resuming from the newest checkpoint in `workdir` if there is
+  one. `on_checkpoint(step)` runs after each save."""
   if config.train.distributed:
     jax.distributed.initialize()
   devices = jax.local_devices()
