@@ -106,3 +106,22 @@ def test_xla_flag_warns_when_backend_already_running():
     assert not xla_cpu.configure(env)
   assert 'XLA_FLAGS' not in env
   assert any(xla_cpu.FLAG in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize('shape', [(3, 3, 8, 8), (3, 3, 16, 6), (1, 1, 4, 16), (3, 3, 1, 20)])
+def test_fast_orthogonal_init_gives_haikus_values(shape):
+  """Outside a trace the weights come from scipy's QR (faster to start);
+  they must be haiku's Orthogonal values, and under jit haiku's own code."""
+  from hpu_jax.model import _weight_init
+
+  def make(init):
+    return hk.transform(lambda: hk.get_parameter('w', shape, jnp.float32, init=init))
+
+  ours = make(_weight_init()).init(jax.random.key(4))['~']['w']
+  ref = make(hk.initializers.Orthogonal(scale=1.0)).init(jax.random.key(4))['~']['w']
+  np.testing.assert_array_equal(ours, ref)
+  traced = jax.jit(make(_weight_init()).init)(jax.random.key(4))['~']['w']
+  np.testing.assert_allclose(traced, ref, atol=1e-6)
+  flat = np.asarray(ours).reshape(-1, shape[-1])
+  gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+  np.testing.assert_allclose(gram, np.eye(min(flat.shape)), atol=1e-5)
