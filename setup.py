@@ -21,7 +21,7 @@ setup(
         'grain>=0.2.2',            # Index-addressable input pipeline (exact resume).
         'orbax-checkpoint>=0.6',   # Atomic, async-safe checkpoints.
         'tensorboardX>=2.6',       # TensorBoard event files without TensorFlow.
-        'scipy>=1.10',             # linear_sum_assignment for HM-IoU.
+        'scipy>=1.10',             # linear_sum_assignment for HM-IoU; QR of the init.
         'pillow>=9.1',             # PNG decoding (LIDC formats) and GIFs.
         'matplotlib>=3.6',         # Evaluation pictures.
         'tqdm>=4.60',              # Progress bars.
