@@ -8,13 +8,13 @@ annotations at the same N) and with the true mode frequencies.
 
   python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
 
-Measured on a 2-core CPU (one device, no GPU): 14 min 21 s in all, install
-included (9,000 steps of batch 16 in 12 min 1 s at a median 217 images/s,
-on a slower hour of the machine: the same schedule took 11 min 57 s at 261
-images/s earlier), then the evaluation of the 200 validation images with 16
-and 100 samples. It reaches validation ged16 0.154 (oracle at the same N:
-0.112, so 1.38x), ged100 0.125 (0.092), hm_iou16 0.759, sncc16 0.899,
-mode_tv 0.145 (sampling-noise floor 0.058); see the README. With
+Measured on a 2-core CPU (one device, no GPU), install included: 14 min
+21 s in all on a slow hour of the machine (9,000 steps of batch 16 in 12 min
+1 s at a median 217 images/s), 11 min 56 s on a faster one (10 min 14 s, 258
+images/s), each then evaluating the 200 validation images with 16 and 100
+samples, with identical metrics. It reaches validation ged16 0.154 (oracle
+at the same N: 0.112, so 1.38x), ged100 0.125 (0.092), hm_iou16 0.759,
+sncc16 0.899, mode_tv 0.145 (sampling-noise floor 0.058); see the README. With
 --config.train.seed=1: ged16 0.136 (1.22x) and mode_tv 0.159; seed 2: 0.138
 (1.23x) and 0.154.
 """
