@@ -142,6 +142,21 @@ def test_a_non_finite_loss_stops_with_the_step_and_term(tmp_path, monkeypatch):
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(run.params))
 
 
+SHIPPED_CONFIGS = sorted(
+    name[:-3] for name in os.listdir(os.path.join(ROOT, 'configs'))
+    if name.endswith('.py') and name not in ('__init__.py', 'base.py'))
+
+
+@pytest.mark.parametrize('name', SHIPPED_CONFIGS)
+def test_every_shipped_config_validates_and_gives_its_command(name):
+  """Each configs/<name>.py passes the checks train() runs before building
+  anything, and its docstring holds the command that runs it."""
+  import importlib
+  module = importlib.import_module(f'configs.{name}')
+  configuration.validate(module.get_config(), num_devices=1)
+  assert f'python scripts/train.py --config configs/{name}.py' in module.__doc__
+
+
 @pytest.mark.parametrize('field, value, match', [
     ('train.batch_size', 3, 'batch_size=3 is not divisible by the 2 devices'),
     ('data.name', 'cityscapes', "data.name='cityscapes'"),
