@@ -14,8 +14,8 @@ resolution, width and depth for epochs:
 - the ELBO (beta 1, every pixel), with the 1x1 latent's KL counted as at
   least 1 nat for the first 1,500 steps (free nats, as in the synthetic main
   job: without them the 1x1 level was left unused, KL 0.03 nats at 450
-  steps, and the 4x4 cells, which meet at the nodule's centre, drew the
-  nodule piecewise);
+  steps, and the choice of a nodule fell to the 4x4 cells, which meet at
+  the image centre, where the nodule is, and are sampled independently);
 - Adam 1e-3 (x0.3 at 3,300 and 4,000), 4,500 steps of batch 32 (16 epochs)
   at about 44 images/s.
 

@@ -1,5 +1,6 @@
 """The training loop on 2 fake CPU devices: one step, exact resume after
 SIGKILL, the NaN guard, config validation, load(), evaluation outputs."""
+import importlib
 import json
 import os
 import signal
@@ -151,7 +152,6 @@ SHIPPED_CONFIGS = sorted(
 def test_every_shipped_config_validates_and_gives_its_command(name):
   """Each configs/<name>.py passes the checks train() runs before building
   anything, and its docstring holds the command that runs it."""
-  import importlib
   module = importlib.import_module(f'configs.{name}')
   configuration.validate(module.get_config(), num_devices=1)
   assert f'python scripts/train.py --config configs/{name}.py' in module.__doc__
