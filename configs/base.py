@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Rematerialisation: recompute each level's activations in the backward
   # pass instead of storing them (less memory, about 1.3x the compute).
   config.model.remat = False
+  # Components of the coarsest latent level's prior: 1 is the original's
+  # diagonal Gaussian; K > 1 a mixture of K diagonal Gaussians (the KL of
+  # that level is then a one-sample estimate; see hpu_jax/losses.py).
+  config.model.prior_components = 1
 
   config.loss = ml_collections.ConfigDict()
   config.loss.loss_type = 'geco'          # 'geco' or 'elbo'.

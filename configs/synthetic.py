@@ -30,6 +30,12 @@ def get_config():
   config.model.channels_per_block = (8, 16, 32, 64, 64, 64)
   config.model.convs_per_block = 2
   config.model.blocks_per_level = 1
+  # The 1x1 level's prior a mixture of 5 diagonal Gaussians (not in the
+  # original). With one Gaussian, "nothing" was drawn 0.31 of the time
+  # against the true 0.37 at every seed and no seed met both goals (ged16
+  # 0.154 / 0.136 / 0.138, mode_tv 0.145 / 0.159 / 0.154 at seeds 0 / 1 / 2);
+  # with 5 components "nothing" is drawn 0.36-0.37 of the time (README).
+  config.model.prior_components = 5
 
   config.loss.loss_type = 'elbo'
   config.loss.beta = 1.0

@@ -20,7 +20,8 @@ def model_kwargs(model_cfg) -> dict:
       blocks_per_level=int(model_cfg.blocks_per_level),
       log_sigma_bound=(float(model_cfg.log_sigma_bound)
                        if model_cfg.log_sigma_bound else None),
-      remat=bool(model_cfg.get('remat', False)))
+      remat=bool(model_cfg.get('remat', False)),
+      prior_components=model_cfg.get('prior_components', 1))
 
 
 def build_model(model_cfg) -> Model:
@@ -138,9 +139,13 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
     if stored < int(config.data.image_size):
       raise ValueError(f'data.synthetic.image_size={stored} is smaller than '
                        f'data.image_size={config.data.image_size}.')
-  from hpu_jax.model import check_resolution, checked_down_channels
+  from hpu_jax.model import check_resolution, checked_down_channels, checked_prior_components
   architecture = model_kwargs(config.model)
   architecture.pop('remat')
+  try:
+    checked_prior_components(architecture.pop('prior_components'))
+  except ValueError as e:
+    raise ValueError(f'model.{e}') from None
   checked_down_channels(**architecture)
   compute_dtype(config.model)
   size = int(config.data.image_size)

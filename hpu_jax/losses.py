@@ -83,11 +83,26 @@ def reconstruction_loss(logits: jax.Array, labels: jax.Array,
 
 
 def kl_per_level(posterior: Sequence[distrax.Normal],
-                 prior: Sequence[distrax.Normal]) -> Tuple[jax.Array, ...]:
-  """Analytic KL(q_l || p_l) per pixel, summed over channels, H and W, batch mean."""
+                 prior: Sequence[distrax.Distribution],
+                 latents: Optional[Sequence[jax.Array]] = None) -> Tuple[jax.Array, ...]:
+  """KL(q_l || p_l) per level, summed over channels, H and W, batch mean.
+
+  Analytic where the prior is a `distrax.Normal` (the original). Where it is
+  a mixture (`prior_components` > 1) there is no closed form, and the KL is
+  the one-sample estimate log q(z) - log p(z) at the posterior sample z of
+  that level (`latents[l]`, drawn by reparameterisation, so gradients reach
+  the posterior through z): unbiased, and its mean over the batch is what
+  enters the loss."""
   kls = []
-  for q, p in zip(posterior, prior):
-    kl = q.kl_divergence(p)  # [B, h, w, d]
+  for l, (q, p) in enumerate(zip(posterior, prior)):
+    if isinstance(p, distrax.Normal):
+      kl = q.kl_divergence(p)  # [B, h, w, d]
+    else:
+      if latents is None:
+        raise ValueError(f'latent level {l} has a {type(p).__name__} prior: its KL '
+                         'is estimated at the posterior sample, pass latents=.')
+      z = latents[l]
+      kl = jnp.sum(q.log_prob(z), axis=-1) - p.log_prob(z)  # [B, h, w]
     kls.append(jnp.mean(jnp.sum(kl, axis=tuple(range(1, kl.ndim)))))
   return tuple(kls)
 
@@ -167,7 +182,7 @@ def hpunet_loss(output, labels: jax.Array, lagmul_u: jax.Array, geco_state: Geco
   applied) is needed only for the free-nats floor."""
   rec = reconstruction_loss(output.logits, labels, cfg.top_k_percentage, rng,
                             cfg.deterministic_top_k)
-  kls = kl_per_level(output.posterior, output.prior)
+  kls = kl_per_level(output.posterior, output.prior, output.latents)
   kl_sum = sum(kls)
   kl_term = kl_loss_term(kls, cfg, step)
   summaries = {'rec_loss_mean': rec.rec_loss_mean, 'rec_loss_sum': rec.rec_loss_sum,

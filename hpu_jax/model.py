@@ -100,6 +100,15 @@ def resolve_mean_flags(mean: MeanFlags, num_latent_levels: int) -> Tuple[bool, .
   return flags
 
 
+def mixture_mode_mean(dist: distrax.MixtureSameFamily) -> jax.Array:
+  """The mean of each pixel's most probable component, [..., d]: what
+  `mean=True` draws from a mixture (its overall mean can lie between the
+  components, where the prior puts little mass)."""
+  best = jnp.argmax(dist.mixture_distribution.logits, axis=-1)
+  locs = dist.components_distribution.loc                      # [..., K, d]
+  return jnp.take_along_axis(locs, best[..., None, None], axis=-2)[..., 0, :]
+
+
 class Part(NamedTuple):
   """One channel group of a convolution's input, kept apart so that work can
   be saved: `upsampled` means the group is `up_sample(value)` (a 1x1 conv is
@@ -238,13 +247,47 @@ class CoreOutput(NamedTuple):
   latents: Tuple[jax.Array, ...]       # per latent level, [B, h_l, w_l, d_l].
 
 
+def _bounded(log_sigma: jax.Array, bound: Optional[float]) -> jax.Array:
+  if bound is None:
+    return log_sigma
+  # Numerical guard (not in the original): identity inside the bound.
+  return jnp.clip(log_sigma, -bound, bound)
+
+
+# The latent heads are functions, not methods, so that their parameters keep
+# the original's names (a method would add its own name scope).
+def _normal_head(x, latent_dim: int, level: int,
+                 log_sigma_bound: Optional[float]) -> distrax.Normal:
+  """The original's head: a 1x1 conv to (mu, log sigma) of a diagonal Gaussian."""
+  mu_log_sigma = Conv(2 * latent_dim, 1, name=f'latent_head_{level}')(x)
+  mu = mu_log_sigma[..., :latent_dim]
+  log_sigma = _bounded(mu_log_sigma[..., latent_dim:], log_sigma_bound)
+  return distrax.Normal(loc=mu, scale=jnp.exp(log_sigma))
+
+
+def _mixture_head(x, latent_dim: int, components: int, level: int,
+                  log_sigma_bound: Optional[float]) -> distrax.MixtureSameFamily:
+  """A mixture of `components` diagonal Gaussians per pixel (not in the
+  original): a 1x1 conv to the K mixture logits, then K means and K log
+  sigmas of `latent_dim` channels each. Batch shape [B, h, w], event [d]."""
+  out = Conv(components * (1 + 2 * latent_dim), 1, name=f'latent_head_{level}')(x)
+  logits = out[..., :components]
+  params = out[..., components:].reshape(out.shape[:-1] + (components, 2 * latent_dim))
+  mu = params[..., :latent_dim]
+  log_sigma = _bounded(params[..., latent_dim:], log_sigma_bound)
+  return distrax.MixtureSameFamily(
+      distrax.Categorical(logits=logits),
+      distrax.MultivariateNormalDiag(loc=mu, scale_diag=jnp.exp(log_sigma)))
+
+
 class HierarchicalCore(hk.Module):
   """Encoder over all levels plus the latent-drawing truncated decoder."""
 
   def __init__(self, latent_dims: Sequence[int], channels_per_block: Sequence[int],
                down_channels_per_block: Sequence[int], convs_per_block: int,
                blocks_per_level: int, log_sigma_bound: Optional[float],
-               remat: bool = False, name: Optional[str] = None):
+               remat: bool = False, coarsest_components: int = 1,
+               name: Optional[str] = None):
     super().__init__(name=name)
     self._remat = remat
     self._latent_dims = tuple(latent_dims)
@@ -253,6 +296,7 @@ class HierarchicalCore(hk.Module):
     self._convs_per_block = convs_per_block
     self._blocks_per_level = blocks_per_level
     self._log_sigma_bound = log_sigma_bound
+    self._coarsest_components = int(coarsest_components)
 
   def _level(self, x, channels, down_channels, name):
     return _level_blocks(x, channels, down_channels, self._convs_per_block,
@@ -279,17 +323,17 @@ class HierarchicalCore(hk.Module):
     x = reversed_features[0]
     distributions, latents = [], []
     for l, latent_dim in enumerate(self._latent_dims):
-      mu_log_sigma = Conv(2 * latent_dim, 1, name=f'latent_head_{l}')(x)
-      mu = mu_log_sigma[..., :latent_dim]
-      log_sigma = mu_log_sigma[..., latent_dim:]
-      if self._log_sigma_bound is not None:
-        # Numerical guard (not in the original): identity inside the bound.
-        log_sigma = jnp.clip(log_sigma, -self._log_sigma_bound, self._log_sigma_bound)
-      dist = distrax.Normal(loc=mu, scale=jnp.exp(log_sigma))
+      components = self._coarsest_components if l == 0 else 1
+      if components == 1:
+        dist = _normal_head(x, latent_dim, l, self._log_sigma_bound)
+        mean_z = dist.mean
+      else:
+        dist = _mixture_head(x, latent_dim, components, l, self._log_sigma_bound)
+        mean_z = functools.partial(mixture_mode_mean, dist)
       if z_q is not None:
         z = z_q[l]
       elif mean_flags[l]:
-        z = dist.mean()
+        z = mean_z()
       else:
         z = dist.sample(seed=hk.next_rng_key())
       distributions.append(dist)
@@ -338,7 +382,9 @@ class StitchingDecoder(hk.Module):
 class HPUNetOutput(NamedTuple):
   """What one training forward pass returns; the loss is assembled outside."""
   logits: jax.Array                          # [B, H, W, C]
-  prior: Tuple[distrax.Normal, ...]          # p(z_l | z_<l, x), per latent level.
+  # p(z_l | z_<l, x), per latent level; the coarsest is a
+  # distrax.MixtureSameFamily when the model has prior_components > 1.
+  prior: Tuple[distrax.Distribution, ...]
   posterior: Tuple[distrax.Normal, ...]      # q(z_l | z_<l, x, y), per latent level.
   latents: Tuple[jax.Array, ...]             # the posterior sample fed to the prior.
 
@@ -358,7 +404,7 @@ class HPUNet(hk.Module):
                down_channels_per_block: Optional[Sequence[int]] = None,
                convs_per_block: int = 3, blocks_per_level: int = 3,
                log_sigma_bound: Optional[float] = None, remat: bool = False,
-               name: Optional[str] = 'hpunet'):
+               prior_components: int = 1, name: Optional[str] = 'hpunet'):
     super().__init__(name=name)
     channels_per_block = tuple(channels_per_block)
     down_channels_per_block = checked_down_channels(
@@ -371,7 +417,10 @@ class HPUNet(hk.Module):
                      down_channels_per_block=down_channels_per_block,
                      convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
                      log_sigma_bound=log_sigma_bound, remat=remat)
-    self.prior = HierarchicalCore(name='prior', **core_args)
+    prior_components = checked_prior_components(prior_components)
+    self.prior_components = prior_components
+    self.prior = HierarchicalCore(name='prior', coarsest_components=prior_components,
+                                  **core_args)
     self.posterior = HierarchicalCore(name='posterior', **core_args)
     self.f_comb = StitchingDecoder(
         latent_dims=latent_dims, channels_per_block=channels_per_block,
@@ -450,6 +499,15 @@ def checked_down_channels(num_classes, latent_dims, channels_per_block,
   return down_channels_per_block
 
 
+def checked_prior_components(prior_components) -> int:
+  """The number of mixture components of the coarsest prior, validated."""
+  if isinstance(prior_components, (bool, np.bool_)) or not isinstance(
+      prior_components, (int, np.integer)) or prior_components < 1:
+    raise ValueError(f'prior_components={prior_components!r}: expected an int >= 1 '
+                     '(1: the original diagonal Gaussian prior).')
+  return int(prior_components)
+
+
 def validate_architecture(num_classes, latent_dims, channels_per_block,
                           down_channels_per_block, convs_per_block, blocks_per_level,
                           log_sigma_bound) -> None:
@@ -495,10 +553,15 @@ class Model(NamedTuple):
 def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
                  channels_per_block=DEFAULT_CHANNELS, down_channels_per_block=None,
                  convs_per_block: int = 3, blocks_per_level: int = 3,
-                 log_sigma_bound: Optional[float] = None, remat: bool = False) -> Model:
+                 log_sigma_bound: Optional[float] = None, remat: bool = False,
+                 prior_components: int = 1) -> Model:
   """Builds the pure functions from explicit architecture arguments. `remat`
   recomputes each level's activations in the backward pass (less memory,
-  more compute); it changes neither the parameters nor the results."""
+  more compute); it changes neither the parameters nor the results.
+  `prior_components` > 1 makes the prior of the coarsest latent level a
+  mixture of that many diagonal Gaussians (not in the original, which has 1;
+  the posterior stays one Gaussian and that level's KL is then estimated from
+  the posterior sample, see `losses.kl_per_level`)."""
   kwargs = dict(num_classes=num_classes, latent_dims=tuple(latent_dims),
                 channels_per_block=tuple(channels_per_block),
                 down_channels_per_block=down_channels_per_block,
@@ -507,8 +570,10 @@ def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
   # Validate eagerly, before anything is traced.
   kwargs['down_channels_per_block'] = checked_down_channels(**kwargs)
 
+  prior_components = checked_prior_components(prior_components)
+
   def fns():
-    net = HPUNet(remat=bool(remat), **kwargs)
+    net = HPUNet(remat=bool(remat), prior_components=prior_components, **kwargs)
 
     def init(seg, img):
       return net(seg, img)

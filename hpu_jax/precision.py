@@ -46,13 +46,24 @@ def cast_floats(tree, dtype: DTypeLike):
   return jax.tree.map(cast, tree)
 
 
-def _normal_to_float32(dist: distrax.Normal) -> distrax.Normal:
+def _normal_to_float32(dist):
+  """A Normal, or a mixture of diagonal Gaussians (the coarsest prior with
+  prior_components > 1), with its parameters in float32."""
+  if isinstance(dist, distrax.MixtureSameFamily):
+    logits = dist.mixture_distribution.logits
+    comp = dist.components_distribution
+    if all(a.dtype == jnp.float32 for a in (logits, comp.loc, comp.scale_diag)):
+      return dist
+    return distrax.MixtureSameFamily(
+        distrax.Categorical(logits=logits.astype(jnp.float32)),
+        distrax.MultivariateNormalDiag(loc=comp.loc.astype(jnp.float32),
+                                       scale_diag=comp.scale_diag.astype(jnp.float32)))
   if dist.loc.dtype == jnp.float32 and dist.scale.dtype == jnp.float32:
     return dist
   return distrax.Normal(dist.loc.astype(jnp.float32), dist.scale.astype(jnp.float32))
 
 
-def _normals_to_float32(dists) -> Tuple[distrax.Normal, ...]:
+def _normals_to_float32(dists) -> Tuple[distrax.Distribution, ...]:
   return tuple(_normal_to_float32(d) for d in dists)
 
 
