@@ -1,22 +1,22 @@
 """The main job: the built-in synthetic ambiguity data set (known answer).
 
 A small HPU-Net (6 levels at 32 x 32, channels 8..64, latents at 1x1, 2x2
-and 4x4) trained with the ELBO
-on procedurally generated lesions whose annotation distribution is known, so
-that evaluation can compare with the oracle (true annotations vs true
-annotations at the same N) and with the true mode frequencies.
+and 4x4, the 1x1 prior a mixture of 5 diagonal Gaussians) trained with the
+ELBO on procedurally generated lesions whose annotation distribution is
+known, so that evaluation can compare with the oracle (true annotations vs
+true annotations at the same N) and with the true mode frequencies.
 
   python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
 
-Measured on a 2-core CPU (one device, no GPU), install included: 14 min
-21 s in all on a slow hour of the machine (9,000 steps of batch 16 in 12 min
-1 s at a median 217 images/s), 11 min 56 s on a faster one (10 min 14 s, 258
-images/s), each then evaluating the 200 validation images with 16 and 100
-samples, with identical metrics. It reaches validation ged16 0.154 (oracle
-at the same N: 0.112, so 1.38x), ged100 0.125 (0.092), hm_iou16 0.759,
-sncc16 0.899, mode_tv 0.145 (sampling-noise floor 0.058); see the README. With
---config.train.seed=1: ged16 0.136 (1.22x) and mode_tv 0.159; seed 2: 0.138
-(1.23x) and 0.154.
+Measured on a 2-core CPU (one device, no GPU), install included: 9 min 28 s
+in all on a fast hour of the machine (9,000 steps of batch 16 in 7 min 51 s
+at a median 349 images/s); the one-Gaussian model before it, which trains
+at the same speed, took 12 to 14 min on slower hours (217 to 258 images/s). It then evaluates the 200 validation
+images with 16 and 100 samples and reaches validation ged16 0.138 (oracle at
+the same N: 0.112, so 1.23x), ged100 0.115 (0.092), hm_iou16 0.779, sncc16
+0.923, mode_tv 0.112 (sampling-noise floor 0.058); see the README. With
+--config.train.seed=1: ged16 0.128 (1.15x) and mode_tv 0.132; seed 2: 0.140
+(1.26x) and 0.129.
 """
 from configs import base
 
