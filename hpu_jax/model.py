@@ -336,6 +336,8 @@ class HierarchicalCore(hk.Module):
         z = mean_z()
       else:
         z = dist.sample(seed=hk.next_rng_key())
+      # distrax's mixture samples in float32 whatever its parameters' dtype.
+      z = z.astype(x.dtype)
       distributions.append(dist)
       latents.append(z)
       x = jnp.concatenate([z, x], axis=-1)  # z first, as in the original.

@@ -124,6 +124,11 @@ def test_float32_cast_of_a_bfloat16_mixture(mixture_model):
   assert mix.mixture_distribution.logits.dtype == jnp.float32
   assert mix.components_distribution.loc.dtype == jnp.float32
   assert mix.components_distribution.scale_diag.dtype == jnp.float32
+  # Drawn latents keep the compute dtype (distrax's mixture samples float32).
+  sample = model.sample(precision.cast_floats(params, jnp.bfloat16), jax.random.key(4),
+                        img.astype(jnp.bfloat16), False, None)
+  assert all(z.dtype == jnp.bfloat16 for z in sample.latents)
+  assert sample.logits.dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize('value', [0, -2, True, 2.0])
