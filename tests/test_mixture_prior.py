@@ -22,7 +22,7 @@ def mixture_model():
                        convs_per_block=1, blocks_per_level=1, prior_components=K)
   img = jax.random.uniform(jax.random.key(0), (B, H, H, 1))
   seg = (jax.random.uniform(jax.random.key(1), (B, H, H)) > 0.5).astype(jnp.int32)
-  params = model.init(jax.random.key(2), seg, img)
+  params = jax.jit(model.init)(jax.random.key(2), seg, img)
   return model, params, img, seg
 
 
@@ -31,7 +31,7 @@ def test_only_the_coarsest_prior_head_changes(mixture_model):
   plain = build_hpunet(latent_dims=LATENT_DIMS, channels_per_block=CHANNELS,
                        convs_per_block=1, blocks_per_level=1)
   img, seg = jnp.zeros((1, H, H, 1)), jnp.zeros((1, H, H), jnp.int32)
-  plain_params = plain.init(jax.random.key(2), seg, img)
+  plain_params = jax.eval_shape(plain.init, jax.random.key(2), seg, img)
   assert set(params) == set(plain_params)  # same module names as the original
   head = 'hpunet/~/prior/~decode/latent_head_0'
   for name, values in params.items():
