@@ -420,7 +420,6 @@ class HPUNet(hk.Module):
                      convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
                      log_sigma_bound=log_sigma_bound, remat=remat)
     prior_components = checked_prior_components(prior_components)
-    self.prior_components = prior_components
     self.prior = HierarchicalCore(name='prior', coarsest_components=prior_components,
                                   **core_args)
     self.posterior = HierarchicalCore(name='posterior', **core_args)

@@ -46,7 +46,7 @@ def cast_floats(tree, dtype: DTypeLike):
   return jax.tree.map(cast, tree)
 
 
-def _normal_to_float32(dist):
+def _distribution_to_float32(dist):
   """A Normal, or a mixture of diagonal Gaussians (the coarsest prior with
   prior_components > 1), with its parameters in float32."""
   if isinstance(dist, distrax.MixtureSameFamily):
@@ -63,16 +63,16 @@ def _normal_to_float32(dist):
   return distrax.Normal(dist.loc.astype(jnp.float32), dist.scale.astype(jnp.float32))
 
 
-def _normals_to_float32(dists) -> Tuple[distrax.Distribution, ...]:
-  return tuple(_normal_to_float32(d) for d in dists)
+def _distributions_to_float32(dists) -> Tuple[distrax.Distribution, ...]:
+  return tuple(_distribution_to_float32(d) for d in dists)
 
 
 def output_to_float32(output: HPUNetOutput) -> HPUNetOutput:
   """The training output with logits, latents and the Normals' loc / scale in
   float32 (no-op for a float32 output)."""
   return HPUNetOutput(logits=cast_floats(output.logits, jnp.float32),
-                      prior=_normals_to_float32(output.prior),
-                      posterior=_normals_to_float32(output.posterior),
+                      prior=_distributions_to_float32(output.prior),
+                      posterior=_distributions_to_float32(output.posterior),
                       latents=cast_floats(output.latents, jnp.float32))
 
 
