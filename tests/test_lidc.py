@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from hpu_jax.data import lidc
-from hpu_jax.data import lidc_common
-from hpu_jax.data import lidc_crops
+from hpu_jax.data.lidc import common as lidc_common
+from hpu_jax.data.lidc import crops as lidc_crops
 
 RNG_SEED = 1234
 

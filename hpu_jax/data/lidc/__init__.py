@@ -38,16 +38,16 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from hpu_jax.data import lidc_common
-from hpu_jax.data.lidc_common import (BadExample, LidcDataError,
+from hpu_jax.data.lidc import common as lidc_common
+from hpu_jax.data.lidc.common import (BadExample, LidcDataError,
                                       LidcNotPreparedError, LidcSource,
                                       PrepareReport, SPLIT_RULE, SPLITS,
                                       center_crop, split_patients)
-from hpu_jax.data.lidc_crops import (CROPS_EVAL_MARGIN, CROPS_EVAL_SIZE,
+from hpu_jax.data.lidc.crops import (CROPS_EVAL_MARGIN, CROPS_EVAL_SIZE,
                                      CROPS_SIZE, CROPS_TRAIN_CROP, LidcCrops,
                                      crops_eval_crop)
-from hpu_jax.data.lidc_pickle import PICKLE_SIZE, LidcPickle
-from hpu_jax.data.lidc_slices import SLICES_SIZE, LidcSlices
+from hpu_jax.data.lidc.pickle_file import PICKLE_SIZE, LidcPickle
+from hpu_jax.data.lidc.slices import SLICES_SIZE, LidcSlices
 
 FORMATS = ('lidc_slices', 'lidc_crops', 'lidc_pickle')
 BUILDERS: dict[str, type[lidc_common.LidcBuilder]] = {

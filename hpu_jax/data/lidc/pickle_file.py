@@ -13,7 +13,7 @@ with values 0/1 (255 is read as 1). Manual dir: the pickle file itself, or a
 folder of `*.pickle` / `*.pkl` files (merged, as the PyTorch port does).
 
 Example id: the slice key; patient: the series uid. Split by series uid,
-`lidc_common.SPLIT_RULE`.
+`common.SPLIT_RULE`.
 
 Unpickling runs code from the file: prepare only pickles you trust.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hpu_jax.data import lidc_common as common
+from hpu_jax.data.lidc import common
 
 PICKLE_SIZE = (128, 128)
 PICKLE_KEYS = ('image', 'masks', 'series_uid')

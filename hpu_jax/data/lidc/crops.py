@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpu_jax.data import lidc_common as common
+from hpu_jax.data.lidc import common
 
 CROPS_SIZE = (180, 180)
 CROPS_TRAIN_CROP = (128, 128)   # random crop size for training

@@ -10,7 +10,7 @@ the extracted folder, at any depth):
 Images: 128 x 128, 8-bit grayscale. Masks: 128 x 128, values 0 and 255 (0
 and 1 also accepted); an all-zero mask means that radiologist marked nothing.
 Example id: 'LIDC-IDRI-XXXX/nodule-N/slice-K'; patient: 'LIDC-IDRI-XXXX'.
-Split: by patient, `lidc_common.SPLIT_RULE`.
+Split: by patient, `common.SPLIT_RULE`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpu_jax.data import lidc_common as common
+from hpu_jax.data.lidc import common
 
 SLICES_SIZE = (128, 128)
 SLICES_LAYOUT = (
