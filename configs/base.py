@@ -1,7 +1,9 @@
-"""Defaults shared by every config; each config file overrides what differs.
+"""Defaults shared by every config (the original's LIDC model and protocol).
 
-Not a config to train by itself (no data set chosen): see synthetic.py,
-lidc_slices.py and lidc_crops.py.
+Not a config to train by itself: run synthetic.py, lidc_slices.py,
+lidc_slices_cpu.py or lidc_crops.py, e.g.
+  python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
+Fields and sections: docs/training.md.
 """
 import ml_collections
 
@@ -24,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.log_sigma_bound = 10.0
   # Dtype of the forward pass in training and sampling: 'float32' or
   # 'bfloat16' (bfloat16 compute with float32 parameters, optimiser state and
-  # loss; see hpu_jax/precision.py and the README's Training section).
+  # loss; see hpu_jax/precision.py and docs/training.md).
   config.model.compute_dtype = 'float32'
   # Rematerialisation: recompute each level's activations in the backward
   # pass instead of storing them (less memory, about 1.3x the compute).
@@ -85,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 5_000         # Validation GED / HM-IoU; 0: off.
   config.train.eval_num_examples = 200    # 0: the whole validation split.
   config.train.eval_num_samples = 16
-  # Wall-clock budget in minutes (0: none): the run stops at the first step
+  # Wall-clock limit in minutes (0: none): the run stops at the first step
   # past it, saves a checkpoint there and evaluates as at the end; running the
   # same command again resumes towards num_steps. Single-host runs only.
   config.train.time_limit_minutes = 0.0
