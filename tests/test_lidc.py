@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from hpu_jax.data import lidc
-from hpu_jax.data.lidc import common as lidc_common
-from hpu_jax.data.lidc import crops as lidc_crops
+from hpu_jax.data.lidc import crops
+from hpu_jax.data.lidc import errors
+from hpu_jax.data.lidc import files
 
 RNG_SEED = 1234
 
@@ -238,7 +239,7 @@ def test_slices_folder_end_to_end(tmp_path):
   assert report.raters_marking_total == want
   # Examples are stored in natural order within a split.
   ids = [ex['id'] for ex in read['train']]
-  assert ids == sorted(ids, key=lidc_common.natural_key)
+  assert ids == sorted(ids, key=files.natural_key)
   # A second prepare is a no-op that reports the same.
   again = lidc.prepare('lidc_slices', raw, tmp_path / 'data')
   assert again.already_prepared and again.split_sizes == report.split_sizes
@@ -443,7 +444,7 @@ def test_error_surfaces_through_wrapping(tmp_path, monkeypatch):
     except lidc.LidcDataError as exc:
       raise RuntimeError('Failed to generate split train') from exc
   except RuntimeError as outer:
-    assert lidc_common.find_data_error(outer) is inner
+    assert errors.find_data_error(outer) is inner
   # A TFDS that wraps generation errors: prepare still raises LidcDataError
   # with the file and the reason.
   import tensorflow_datasets as tfds
@@ -574,16 +575,16 @@ def test_crops_empty_or_wrong_directory(tmp_path):
 
 
 def test_crops_name_parsing():
-  cp = lidc_crops.parse_crops_path('test/gt/LIDC-IDRI-0078/z-103.0_c0_l2.png')
+  cp = crops.parse_crops_path('test/gt/LIDC-IDRI-0078/z-103.0_c0_l2.png')
   assert (cp.prefix, cp.kind, cp.patient, cp.stem, cp.labeller) == (
       'test/', 'gt', 'LIDC-IDRI-0078', 'z-103.0_c0', 2)
   assert cp.example_id == 'LIDC-IDRI-0078/z-103.0_c0'
   assert cp.image_rel() == 'test/images/LIDC-IDRI-0078/z-103.0_c0.png'
-  assert lidc_crops.crops_split_of_name('val.tar.gz') == 'validation'
-  assert lidc_crops.crops_split_of_name('lidc_crops_train') == 'train'
-  assert lidc_crops.crops_split_of_name('README.md') is None
+  assert crops.crops_split_of_name('val.tar.gz') == 'validation'
+  assert crops.crops_split_of_name('lidc_crops_train') == 'train'
+  assert crops.crops_split_of_name('README.md') is None
   # Hidden / AppleDouble files are not part of the layout.
-  assert lidc_crops.parse_crops_path('test/images/p/._z-1_c0.png') is None
+  assert crops.parse_crops_path('test/images/p/._z-1_c0.png') is None
 
 
 # ---------------------------------------------------------------------------

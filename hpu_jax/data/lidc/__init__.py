@@ -38,11 +38,14 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from hpu_jax.data.lidc import common as lidc_common
-from hpu_jax.data.lidc.common import (BadExample, LidcDataError,
-                                      LidcNotPreparedError, LidcSource,
-                                      PrepareReport, SPLIT_RULE, SPLITS,
-                                      center_crop, split_patients)
+from hpu_jax.data.lidc.errors import (LidcDataError, LidcNotPreparedError,
+                                      find_data_error)
+from hpu_jax.data.lidc.images import center_crop
+from hpu_jax.data.lidc.plan import BadExample
+from hpu_jax.data.lidc.report import PrepareReport
+from hpu_jax.data.lidc.source import LidcSource
+from hpu_jax.data.lidc.split import SPLIT_RULE, SPLITS, split_patients
+from hpu_jax.data.lidc.tfds_builder import LidcBuilder
 from hpu_jax.data.lidc.crops import (CROPS_EVAL_MARGIN, CROPS_EVAL_SIZE,
                                      CROPS_SIZE, CROPS_TRAIN_CROP, LidcCrops,
                                      crops_eval_crop)
@@ -50,7 +53,7 @@ from hpu_jax.data.lidc.pickle_file import PICKLE_SIZE, LidcPickle
 from hpu_jax.data.lidc.slices import SLICES_SIZE, LidcSlices
 
 FORMATS = ('lidc_slices', 'lidc_crops', 'lidc_pickle')
-BUILDERS: dict[str, type[lidc_common.LidcBuilder]] = {
+BUILDERS: dict[str, type[LidcBuilder]] = {
     'lidc_slices': LidcSlices,
     'lidc_crops': LidcCrops,
     'lidc_pickle': LidcPickle,
@@ -70,7 +73,7 @@ __all__ = [
 ]
 
 
-def _builder_class(fmt: str) -> type[lidc_common.LidcBuilder]:
+def _builder_class(fmt: str) -> type[LidcBuilder]:
   try:
     return BUILDERS[fmt]
   except KeyError:
@@ -80,7 +83,7 @@ def _builder_class(fmt: str) -> type[lidc_common.LidcBuilder]:
 
 def builder(fmt: str, manual_dir: str | os.PathLike[str] | None,
             data_dir: str | os.PathLike[str],
-            skip_bad_examples: bool = False) -> lidc_common.LidcBuilder:
+            skip_bad_examples: bool = False) -> LidcBuilder:
   """The TFDS builder of `fmt` reading `manual_dir`, writing under `data_dir`.
 
   `manual_dir`: the raw data (an archive, a folder of archives, an extracted
@@ -92,7 +95,7 @@ def builder(fmt: str, manual_dir: str | os.PathLike[str] | None,
              skip_bad_examples=skip_bad_examples)
 
 
-def is_prepared(b: lidc_common.LidcBuilder) -> bool:
+def is_prepared(b: LidcBuilder) -> bool:
   """Whether `b`'s data set is prepared (quietly: no TFDS warning if not)."""
   if not (Path(b.data_dir) / 'dataset_info.json').exists():
     return False
@@ -124,7 +127,7 @@ def prepare(fmt: str, manual_dir: str | os.PathLike[str],
     except LidcDataError:
       raise
     except Exception as exc:
-      original = lidc_common.find_data_error(exc)
+      original = find_data_error(exc)
       if original is None:
         raise
       raise LidcDataError(str(original)) from exc

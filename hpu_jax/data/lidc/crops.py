@@ -30,7 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hpu_jax.data.lidc import common
+from hpu_jax.data.lidc.errors import LidcDataError, data_error
+from hpu_jax.data.lidc.files import (ArchiveTree, DirTree, FileTree,
+                                     is_archive, is_png_name, natural_key,
+                                     strip_archive_suffix)
+from hpu_jax.data.lidc.images import (NUM_RATERS, binarize_mask, check_size,
+                                      decode_png, size_text)
+from hpu_jax.data.lidc.plan import Candidate, SplitPlan
+from hpu_jax.data.lidc.split import SPLITS
+from hpu_jax.data.lidc.tfds_builder import LidcBuilder
 
 CROPS_SIZE = (180, 180)
 CROPS_TRAIN_CROP = (128, 128)   # random crop size for training
@@ -85,7 +93,7 @@ class CropPath:
 
 def parse_crops_path(rel: str) -> CropPath | None:
   """Parses `.../(images|gt)/<patient>/<name>.png`, else None."""
-  m = _CROPS_RE.search(rel) if common.is_png_name(rel) else None
+  m = _CROPS_RE.search(rel) if is_png_name(rel) else None
   if m is None:
     return None
   prefix = rel[:m.start()] + ('/' if m.start() > 0 else '')
@@ -99,7 +107,7 @@ def parse_crops_path(rel: str) -> CropPath | None:
 
 def crops_split_of_name(name: str) -> str | None:
   """'val.tar.gz' -> 'validation', 'lidc_crops_train' -> 'train', else None."""
-  base = common.strip_archive_suffix(name).lower()
+  base = strip_archive_suffix(name).lower()
   for alias, split in SPLIT_ALIASES.items():
     if base == alias or base.endswith(('_' + alias, '-' + alias)):
       return split
@@ -110,33 +118,33 @@ def find_crops_sources(path: Path) -> dict[str, Path]:
   """split -> archive or folder, from the manual dir (or one archive)."""
   if path.is_file():
     split = crops_split_of_name(path.name)
-    if not common.is_archive(path) or split is None:
-      raise common.data_error(str(path), 'not a train / val / test archive',
-                              CROPS_LAYOUT)
+    if not is_archive(path) or split is None:
+      raise data_error(str(path), 'not a train / val / test archive',
+                       CROPS_LAYOUT)
     return {split: path}
   found: dict[str, Path] = {}
   for child in sorted(path.iterdir()):
     split = crops_split_of_name(child.name)
-    if split is None or not (child.is_dir() or common.is_archive(child)):
+    if split is None or not (child.is_dir() or is_archive(child)):
       continue
     if split in found:
-      raise common.data_error(
+      raise data_error(
           str(child), f'a second source for the {split} split (also '
           f'{found[split]})', 'one archive or extracted folder per split')
     found[split] = child
   if not found:
     names = sorted(p.name for p in path.iterdir())
     shown = ', '.join(names[:5]) + (', ...' if len(names) > 5 else '')
-    raise common.data_error(
+    raise data_error(
         str(path), 'no train / val / test archive or folder found (it holds: '
         f'{shown or "nothing"})', CROPS_LAYOUT)
-  return {s: found[s] for s in common.SPLITS if s in found}
+  return {s: found[s] for s in SPLITS if s in found}
 
 
-def open_crops_tree(path: Path) -> common.FileTree:
+def open_crops_tree(path: Path) -> FileTree:
   if path.is_dir():
-    return common.DirTree(path)
-  return common.ArchiveTree(path, keep=common.is_png_name, preload=False)
+    return DirTree(path)
+  return ArchiveTree(path, keep=is_png_name, preload=False)
 
 
 @dataclasses.dataclass
@@ -153,7 +161,7 @@ class CropGroup:
     return next(iter(self.gts.values()), None) or self.bad_names[0]
 
 
-def group_crops_files(tree: common.FileTree) -> dict[str, CropGroup]:
+def group_crops_files(tree: FileTree) -> dict[str, CropGroup]:
   """example id -> its files, in natural order. Raises if none is found."""
   groups: dict[str, CropGroup] = {}
   for rel in tree.files:
@@ -177,17 +185,17 @@ def group_crops_files(tree: common.FileTree) -> dict[str, CropGroup]:
     shown = ', '.join(tree.files[:3]) + (', ...' if n > 3 else '')
     problem = (f'nothing of the LIDC crops layout found among {n} file(s) '
                f'({shown})' if n else 'empty (no files)')
-    raise common.data_error(str(tree.root), problem, CROPS_LAYOUT)
-  return {k: groups[k] for k in sorted(groups, key=common.natural_key)}
+    raise data_error(str(tree.root), problem, CROPS_LAYOUT)
+  return {k: groups[k] for k in sorted(groups, key=natural_key)}
 
 
 def _twice_error(tree, rel, other_rel):
-  return common.data_error(tree.where(rel), f'found twice (also '
-                           f'{tree.where(other_rel)})',
-                           'each image and annotation once per split')
+  return data_error(tree.where(rel), f'found twice (also '
+                    f'{tree.where(other_rel)})',
+                    'each image and annotation once per split')
 
 
-def detect_labeller_base(trees: dict[str, common.FileTree],
+def detect_labeller_base(trees: dict[str, FileTree],
                          groups: dict[str, dict[str, CropGroup]],
                          where: str) -> int:
   """0 for labeller ids 0..3, 1 for 1..4; raises if mixed or incomplete."""
@@ -205,37 +213,37 @@ def detect_labeller_base(trees: dict[str, common.FileTree],
   found = ', '.join(f'l{k}: {counts[k]} files (e.g. {first[k]})' for k in ids)
   problem = ('mixed or incomplete labeller ids in the gt file names: '
              + (found or 'no gt files at all'))
-  raise common.data_error(
+  raise data_error(
       where, problem, 'labeller ids 0..3 (_l0 .. _l3, as in DeepMind\'s '
       'notebook) or 1..4 (_l1 .. _l4, as in their README), the same for the '
       'whole data set')
 
 
-def check_crop_group(example_id: str, group: CropGroup, tree: common.FileTree,
-                     labellers: tuple[int, ...]) -> common.LidcDataError | None:
+def check_crop_group(example_id: str, group: CropGroup, tree: FileTree,
+                     labellers: tuple[int, ...]) -> LidcDataError | None:
   """The problem with an example's set of files, or None."""
   if group.bad_names:
     cp = group.bad_names[0]
-    return common.data_error(
+    return data_error(
         tree.where(f'{cp.prefix}gt/{cp.patient}/{cp.stem}.png'),
         'annotation file name without a labeller id',
         'gt/<patient>/z-<pos>_c<n>_l<k>.png')
   any_path = group.any_path
   if group.image is None:
-    return common.data_error(
+    return data_error(
         tree.where(any_path.image_rel()),
         f'image missing for {example_id} (its annotations exist)',
         'an image in images/<patient>/ for every annotated crop')
   extra = sorted(set(group.gts) - set(labellers))
   if extra:
-    return common.data_error(
+    return data_error(
         tree.where(group.gts[extra[0]].gt_rel(extra[0])),
         f'unexpected labeller id {extra[0]}',
         f'labeller ids {labellers[0]}..{labellers[-1]} (as in the rest of the '
         'data set)')
   for k in labellers:
     if k not in group.gts:
-      return common.data_error(
+      return data_error(
           tree.where(any_path.gt_rel(k)),
           f'annotation file missing for {example_id} (labeller {k})',
           f'the masks of all 4 labellers (_l{labellers[0]} .. '
@@ -243,35 +251,35 @@ def check_crop_group(example_id: str, group: CropGroup, tree: common.FileTree,
   return None
 
 
-def load_crop_example(tree: common.FileTree, group: CropGroup,
+def load_crop_example(tree: FileTree, group: CropGroup,
                       labellers: tuple[int, ...]
                       ) -> tuple[np.ndarray, np.ndarray]:
   """Reads, decodes and checks one crop: (image [180, 180], masks [4, ...])."""
   assert group.image is not None
   image_rel = group.image.image_rel()
   image_where = tree.where(image_rel)
-  image = common.decode_png(tree.read(image_rel), image_where)
-  common.check_size(image, CROPS_SIZE, image_where, 'image',
-                    f'{common.size_text(CROPS_SIZE)} (DeepMind LIDC crops)')
-  masks = np.empty((common.NUM_RATERS,) + CROPS_SIZE, np.uint8)
+  image = decode_png(tree.read(image_rel), image_where)
+  check_size(image, CROPS_SIZE, image_where, 'image',
+             f'{size_text(CROPS_SIZE)} (DeepMind LIDC crops)')
+  masks = np.empty((NUM_RATERS,) + CROPS_SIZE, np.uint8)
   for i, k in enumerate(labellers):
     rel = group.gts[k].gt_rel(k)
     where = tree.where(rel)
-    mask = common.decode_png(tree.read(rel), where)
-    common.check_size(mask, image.shape, where, 'mask',
-                      f'the size of its image {image_where} '
-                      f'({common.size_text(image.shape)})')
-    masks[i] = common.binarize_mask(mask, where)
+    mask = decode_png(tree.read(rel), where)
+    check_size(mask, image.shape, where, 'mask',
+               f'the size of its image {image_where} '
+               f'({size_text(image.shape)})')
+    masks[i] = binarize_mask(mask, where)
   return image, masks
 
 
-def plan_crops(path: Path) -> common.SplitPlan:
+def plan_crops(path: Path) -> SplitPlan:
   sources = find_crops_sources(path)
   trees = {s: open_crops_tree(p) for s, p in sources.items()}
   groups = {s: group_crops_files(t) for s, t in trees.items()}
   base = detect_labeller_base(trees, groups, str(path))
   labellers = LABELLER_ID_SETS[base]
-  candidates: dict[str, list[common.Candidate]] = {}
+  candidates: dict[str, list[Candidate]] = {}
   patients: dict[str, list[str]] = {}
   for split, split_groups in groups.items():
     tree = trees[split]
@@ -281,14 +289,14 @@ def plan_crops(path: Path) -> common.SplitPlan:
       load = None if error else (
           lambda tree=tree, group=group: load_crop_example(
               tree, group, labellers))
-      cands.append(common.Candidate(eid, group.any_path.patient, load=load,
-                                    error=error))
+      cands.append(Candidate(eid, group.any_path.patient, load=load,
+                             error=error))
     candidates[split] = cands
     patients[split] = sorted({c.patient for c in cands},
-                             key=common.natural_key)
+                             key=natural_key)
   seen: collections.Counter[str] = collections.Counter(
       p for ps in patients.values() for p in ps)
-  return common.SplitPlan(
+  return SplitPlan(
       candidates=candidates,
       patients=patients,
       source=str(path),
@@ -296,7 +304,7 @@ def plan_crops(path: Path) -> common.SplitPlan:
           'labeller_ids': f'{labellers[0]}..{labellers[-1]}',
           'split_sources': {s: str(p) for s, p in sources.items()},
           'patients_in_several_splits': sorted(
-              (p for p, n in seen.items() if n > 1), key=common.natural_key),
+              (p for p, n in seen.items() if n > 1), key=natural_key),
           'eval_crop': f'[{CROPS_EVAL_MARGIN}:-{CROPS_EVAL_MARGIN}, '
                        f'{CROPS_EVAL_MARGIN}:-{CROPS_EVAL_MARGIN}]',
       },
@@ -304,7 +312,7 @@ def plan_crops(path: Path) -> common.SplitPlan:
   )
 
 
-class LidcCrops(common.LidcBuilder, skip_registration=True):
+class LidcCrops(LidcBuilder, skip_registration=True):
   """DeepMind's LIDC crops: 180 x 180, 4 labellers, their train/val/test."""
 
   FORMAT = 'lidc_crops'
@@ -322,5 +330,5 @@ class LidcCrops(common.LidcBuilder, skip_registration=True):
       'lidc_crops/) or their extracted folders in the manual dir. Layout: '
       + CROPS_LAYOUT)
 
-  def plan(self, path: Path) -> common.SplitPlan:
+  def plan(self, path: Path) -> SplitPlan:
     return plan_crops(path)
