@@ -8,8 +8,7 @@ import math
 import os
 from typing import Dict, Optional
 
-METRICS_FILE = 'metrics.jsonl'
-TENSORBOARD_DIR = 'tensorboard'
+from hpu_jax.workdir import METRICS_FILE, TENSORBOARD_DIR
 
 
 def _plain(value):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from hpu_jax import checkpoint
+from hpu_jax.workdir import Checkpointer
 
 
 class Inner(NamedTuple):
@@ -26,7 +26,7 @@ def make_tree(value):
 
 
 def test_round_trip_keeps_structure_values_and_meta(tmp_path):
-  ckpt = checkpoint.Checkpointer(tmp_path / 'c', max_to_keep=3)
+  ckpt = Checkpointer(tmp_path / 'c', max_to_keep=3)
   ckpt.save(7, make_tree(2.0), {'best_validation_ged': 0.25})
   restored, meta = ckpt.restore(make_tree(0.0))
   assert isinstance(restored['opt'][0], Inner)
@@ -37,7 +37,7 @@ def test_round_trip_keeps_structure_values_and_meta(tmp_path):
 
 
 def test_keeps_the_last_k(tmp_path):
-  ckpt = checkpoint.Checkpointer(tmp_path / 'c', max_to_keep=2)
+  ckpt = Checkpointer(tmp_path / 'c', max_to_keep=2)
   for step in (1, 2, 3, 4):
     ckpt.save(step, make_tree(float(step)))
   assert ckpt.steps() == [3, 4] and ckpt.latest_step() == 4
@@ -46,7 +46,7 @@ def test_keeps_the_last_k(tmp_path):
 
 
 def test_restore_without_checkpoint_names_the_directory(tmp_path):
-  ckpt = checkpoint.Checkpointer(tmp_path / 'empty')
+  ckpt = Checkpointer(tmp_path / 'empty')
   with pytest.raises(FileNotFoundError, match='empty'):
     ckpt.restore(make_tree(0.0))
 
@@ -54,8 +54,8 @@ def test_restore_without_checkpoint_names_the_directory(tmp_path):
 SAVER = textwrap.dedent('''
     import sys, numpy as np
     sys.path.insert(0, {root!r})
-    from hpu_jax import checkpoint
-    ckpt = checkpoint.Checkpointer({directory!r}, max_to_keep=3)
+    from hpu_jax.workdir import Checkpointer
+    ckpt = Checkpointer({directory!r}, max_to_keep=3)
     ckpt.save(1, {{'w': np.ones(10, np.float32)}})
     print('saved-1', flush=True)
     big = {{'w%d' % i: np.random.rand(2_000_000).astype(np.float32) for i in range(40)}}
@@ -87,7 +87,7 @@ def test_sigkill_during_a_save_leaves_the_previous_checkpoint_restorable(tmp_pat
       proc.kill()
   leftovers = [n for n in os.listdir(directory) if n != '1']
   assert leftovers and '2' not in leftovers, f'the kill came too late: {os.listdir(directory)}'
-  ckpt = checkpoint.Checkpointer(directory)
+  ckpt = Checkpointer(directory)
   assert ckpt.latest_step() == 1
   restored, meta = ckpt.restore({'w': np.zeros(10, np.float32)})
   np.testing.assert_array_equal(restored['w'], np.ones(10, np.float32))

@@ -1,0 +1,182 @@
+"""The run directory (workdir): every file a run writes, and how to read it back.
+
+| path | written by | what |
+|---|---|---|
+| `config.json` | train | the resolved config of the run (`load_config` reads it) |
+| `metrics.jsonl` | train | one JSON line per log step: `train/*`, `perf/*`, `validation/*` |
+| `tensorboard/` | train | the same scalars as TensorBoard event files |
+| `checkpoints/<step>/` | train | the last K checkpoints (orbax); a restart resumes from the newest |
+| `best/<step>/` | train | the checkpoint with the best validation GED |
+| `report.json` | evaluate | every metric, N, the split, the checkpoint step, the conventions |
+| `samples_grid.png` | evaluate | image, annotations, samples and standard-deviation maps |
+| `samples_by_mode.gif` | evaluate | samples under full / local-only / global-only sampling |
+
+A checkpoint holds the whole `TrainState` as a pytree (`state_to_tree`: the
+typed PRNG key stored as its raw data) and a small JSON dict (`meta`: the
+step, the best validation GED so far, ...). Orbax writes each checkpoint into
+a temporary directory and renames it into place once every file is written,
+so a process killed during a save leaves the previous checkpoints untouched
+and restorable (the half-written directory is ignored and cleaned up later).
+"""
+import json
+import os
+from typing import Any, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from hpu_jax.model import Model
+from hpu_jax.train_step import TrainState, create_train_state
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.jsonl'
+TENSORBOARD_DIR = 'tensorboard'
+LATEST_DIR = 'checkpoints'
+BEST_DIR = 'best'
+REPORT_FILE = 'report.json'
+GRID_FILE = 'samples_grid.png'
+GIF_FILE = 'samples_by_mode.gif'
+WHICH = ('latest', 'best')     # The two checkpoint directories, by name.
+
+
+def create(workdir: str) -> str:
+  """The absolute path of `workdir`, created if needed."""
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  os.makedirs(workdir, exist_ok=True)
+  return workdir
+
+
+# ----------------------------------------------------------------------------
+# The config.
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
+  path = os.path.join(workdir, CONFIG_FILE)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.write(config.to_json(indent=2))
+  os.replace(tmp, path)
+  return path
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a workdir written by '
+                            'scripts/train.py (expected config.json and checkpoints/).')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+# ----------------------------------------------------------------------------
+# The train state as a checkpoint tree.
+
+def state_to_tree(state: TrainState) -> dict:
+  """A checkpointable pytree: the typed PRNG key stored as its raw data."""
+  return dict(step=state.step, params=state.params, opt_state=state.opt_state,
+              geco=state.geco, rng=jax.random.key_data(state.rng))
+
+
+def tree_to_state(tree: dict) -> TrainState:
+  return TrainState(step=jnp.asarray(tree['step']), params=tree['params'],
+                    opt_state=tree['opt_state'], geco=tree['geco'],
+                    rng=jax.random.wrap_key_data(jnp.asarray(tree['rng'])))
+
+
+def abstract_state_tree(model: Model, optimizer: optax.GradientTransformation,
+                        image_size: int) -> dict:
+  """The checkpoint tree's structure, shapes and dtypes, without computing it."""
+  return jax.eval_shape(
+      lambda key: state_to_tree(
+          create_train_state(model, optimizer, key, (1, image_size, image_size, 1))),
+      jax.random.key(0))
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints.
+
+def _abstract(tree):
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), tree)
+
+
+class Checkpointer:
+  """A directory of step-numbered checkpoints; keeps the newest `max_to_keep`.
+
+  Restoring needs the tree's structure, given as an abstract tree
+  (`jax.eval_shape` output or arrays), so that NamedTuples such as the
+  optimiser state come back as they were saved."""
+
+  def __init__(self, directory: str, max_to_keep: Optional[int] = 3):
+    self.directory = os.path.abspath(os.fspath(directory))
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_names=('state', 'meta'))
+
+  def steps(self):
+    return list(self._manager.all_steps())
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state: Any, meta: Optional[dict] = None) -> None:
+    """Writes `state` (host or device arrays) and `meta` under `step`."""
+    state = jax.device_get(state)
+    meta = dict(meta or {}, step=int(step))
+    self._manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self._manager.wait_until_finished()
+
+  def restore(self, target: Any, step: Optional[int] = None) -> Tuple[Any, dict]:
+    """Restores `step` (default: the newest) into the structure of `target`."""
+    step = self.latest_step() if step is None else int(step)
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(_abstract(target)),
+        meta=ocp.args.JsonRestore()))
+    return restored['state'], dict(restored['meta'])
+
+  def read_meta(self, step: Optional[int] = None) -> dict:
+    step = self.latest_step() if step is None else int(step)
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))
+    return dict(restored['meta'])
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def latest_checkpoints(workdir: str, max_to_keep: Optional[int] = 3) -> Checkpointer:
+  """`checkpoints/`: the last `max_to_keep` (None: all)."""
+  return Checkpointer(os.path.join(workdir, LATEST_DIR), max_to_keep)
+
+
+def best_checkpoint(workdir: str) -> Checkpointer:
+  """`best/`: the one checkpoint with the best validation GED."""
+  return Checkpointer(os.path.join(workdir, BEST_DIR), max_to_keep=1)
+
+
+def open_checkpoints(workdir: str, which: str) -> Checkpointer:
+  """The `which` ('latest' or 'best') checkpoints of an existing workdir, for reading."""
+  if which not in WHICH:
+    raise ValueError(f'which={which!r}: expected one of {WHICH}.')
+  directory = os.path.join(workdir, LATEST_DIR if which == 'latest' else BEST_DIR)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'{directory} not found: no {which} checkpoint has been '
+                            'written in this workdir yet.')
+  return Checkpointer(directory, max_to_keep=None)
+
+
+def restore_state(checkpoints: Checkpointer, model: Model,
+                  optimizer: optax.GradientTransformation, image_size: int,
+                  step: Optional[int] = None) -> Tuple[TrainState, dict]:
+  """The TrainState and meta of checkpoint `step` (default: the newest)."""
+  tree, meta = checkpoints.restore(abstract_state_tree(model, optimizer, image_size), step)
+  return tree_to_state(tree), meta
