@@ -1,13 +1,49 @@
-"""Turns config sections into explicit arguments. Only the top-level scripts
-(and `hpu_jax.load`-style helpers) call this; modules never see a ConfigDict."""
+"""Turns config sections into explicit arguments, and checks a config before
+anything is built. Only the top-level entry points (train, evaluate, load,
+the scripts) call this; the modules below never see a ConfigDict.
+
+Each builder checks its own arguments and names the argument it rejects
+(`channels_per_block=(4, 8): ...`); `_section` adds the config section to
+the message (`model.channels_per_block=(4, 8): ...`), so a user reads the
+field to change. `validate` runs those checks on a whole config, then the
+few that span sections (batch vs devices, image size vs levels, ...).
+"""
+import contextlib
 import os
+import re
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import optax
 
 from hpu_jax import losses, precision
-from hpu_jax.model import Model, build_hpunet
+from hpu_jax.model import Model, build_hpunet, check_resolution
+from hpu_jax.train_step import make_optimizer
 
+SYNTHETIC = 'synthetic'
+_ARGUMENT_RE = re.compile(r'^[a-z_][a-z0-9_]*=')
+
+
+@contextlib.contextmanager
+def _section(name: str):
+  """Re-raises a builder's `argument=value: ...` ValueError as `name.argument=...`."""
+  try:
+    yield
+  except ValueError as e:
+    message = str(e)
+    if _ARGUMENT_RE.match(message):
+      raise ValueError(f'{name}.{message}') from None
+    raise
+
+
+def data_names() -> tuple:
+  """'synthetic' and the LIDC formats (hpu_jax.data.lidc.FORMATS)."""
+  from hpu_jax.data import lidc
+  return (SYNTHETIC,) + tuple(lidc.FORMATS)
+
+
+# ----------------------------------------------------------------------------
+# model
 
 def model_kwargs(model_cfg) -> dict:
   return dict(
@@ -21,18 +57,24 @@ def model_kwargs(model_cfg) -> dict:
       log_sigma_bound=(float(model_cfg.log_sigma_bound)
                        if model_cfg.log_sigma_bound else None),
       remat=bool(model_cfg.get('remat', False)),
+      # Older config.json files lack the field: the original's one Gaussian.
       prior_components=model_cfg.get('prior_components', 1))
 
 
 def build_model(model_cfg) -> Model:
-  return build_hpunet(**model_kwargs(model_cfg))
+  with _section('model'):
+    return build_hpunet(**model_kwargs(model_cfg))
 
 
 def compute_dtype(model_cfg) -> jnp.dtype:
   """The dtype of the forward pass, `model.compute_dtype` ('float32' when the
   field is missing, as in the config.json of older runs)."""
-  return precision.resolve_dtype(model_cfg.get('compute_dtype', 'float32'))
+  with _section('model'):
+    return precision.resolve_dtype(model_cfg.get('compute_dtype', 'float32'))
 
+
+# ----------------------------------------------------------------------------
+# loss and optimiser
 
 def loss_config(loss_cfg) -> losses.LossConfig:
   top_k = float(loss_cfg.top_k_percentage)
@@ -43,19 +85,20 @@ def loss_config(loss_cfg) -> losses.LossConfig:
       deterministic_top_k=bool(loss_cfg.deterministic_top_k),
       kl_free_nats_coarsest=float(loss_cfg.get('kl_free_nats_coarsest', 0.0)),
       kl_free_nats_steps=int(loss_cfg.get('kl_free_nats_steps', 0)))
-  losses.validate_loss_config(cfg)
+  with _section('loss'):
+    losses.validate_loss_config(cfg)
   return cfg
 
 
 def optimizer(train_cfg) -> optax.GradientTransformation:
-  schedule = optax.piecewise_constant_schedule(
-      float(train_cfg.learning_rate),
-      {int(b): float(train_cfg.lr_decay) for b in train_cfg.lr_boundaries})
-  return optax.adam(schedule)
+  with _section('train'):
+    return make_optimizer(learning_rate=float(train_cfg.learning_rate),
+                          lr_boundaries=tuple(train_cfg.lr_boundaries),
+                          lr_decay=float(train_cfg.lr_decay))
 
 
-DATA_NAMES = ('synthetic', 'lidc_slices', 'lidc_crops', 'lidc_pickle')
-
+# ----------------------------------------------------------------------------
+# data
 
 def augment(data_cfg):
   from hpu_jax.data.pipeline import Augment
@@ -64,90 +107,135 @@ def augment(data_cfg):
                  random_crop=bool(aug.random_crop))
 
 
-def data_source(data_cfg, split: str):
-  """The random-access source of one split named by the data config. LIDC
-  formats are prepared from `data.dir` into `data.prepared_dir` on first use."""
-  name = str(data_cfg.name)
-  if name not in DATA_NAMES:
-    raise ValueError(f'data.name={name!r}: expected one of {DATA_NAMES}.')
-  if name == 'synthetic':
-    from hpu_jax.data import synthetic
-    syn = data_cfg.synthetic
-    sizes = {'train': syn.num_train, 'validation': syn.num_validation, 'test': syn.num_test}
-    if split not in sizes:
-      raise ValueError(f'split={split!r}: expected one of {tuple(sizes)}.')
+def _check_data_name(name: str) -> None:
+  names = data_names()
+  if name not in names:
+    raise ValueError(f'data.name={name!r}: expected one of {names}.')
+
+
+def _synthetic_source(data_cfg, split: str):
+  from hpu_jax.data import synthetic
+  syn = data_cfg.synthetic
+  sizes = {'train': syn.num_train, 'validation': syn.num_validation, 'test': syn.num_test}
+  if split not in sizes:
+    raise ValueError(f'split={split!r}: expected one of {tuple(sizes)}.')
+  try:
     return synthetic.SyntheticDataset(
         split, int(sizes[split]), image_size=int(syn.image_size or data_cfg.image_size),
         num_annotations=int(syn.num_annotations), seed=int(syn.seed),
         cache=bool(syn.cache) and split == 'train')
+  except ValueError as e:   # The source's argument -> the config's field.
+    message = str(e).replace('num_examples=', f'num_{split}=', 1)
+    raise ValueError(f'data.synthetic.{message}' if _ARGUMENT_RE.match(message)
+                     else message) from None
+
+
+def data_source(data_cfg, split: str):
+  """The random-access source of one split named by the data config. LIDC
+  formats are prepared from `data.dir` into `data.prepared_dir` on first use."""
+  name = str(data_cfg.name)
+  _check_data_name(name)
+  if name == SYNTHETIC:
+    return _synthetic_source(data_cfg, split)
   from hpu_jax.data import lidc
   prepared = os.path.expanduser(str(data_cfg.prepared_dir))
   try:
     return lidc.load_source(name, prepared, split)
   except lidc.LidcNotPreparedError:
     if not data_cfg.dir:
-      raise
+      raise ValueError(f'{lidc.missing_data_message(name)} (Nothing is prepared in '
+                       f'data.prepared_dir={str(data_cfg.prepared_dir)!r} either.)') from None
   lidc.prepare(name, os.path.expanduser(str(data_cfg.dir)), prepared,
                skip_bad_examples=bool(data_cfg.skip_bad_examples))
   return lidc.load_source(name, prepared, split)
 
 
+def _check_data(data_cfg) -> None:
+  _check_data_name(str(data_cfg.name))
+  if not data_cfg.get('num_threads', 1) >= 1:
+    raise ValueError(f'data.num_threads={data_cfg.num_threads}: expected at least 1 '
+                     'reader thread.')
+  if str(data_cfg.name) == SYNTHETIC:
+    for split in ('train', 'validation', 'test'):
+      _synthetic_source(data_cfg, split)   # Cheap: nothing is generated yet.
+
+
+# ----------------------------------------------------------------------------
+# the loop and the evaluation
+
+class LoopSettings(NamedTuple):
+  """What the training loop does when (hpu_jax.train), from `train.*`."""
+  num_steps: int
+  batch_size: int            # Global: all hosts and devices.
+  seed: int
+  log_every: int
+  checkpoint_every: int
+  keep_checkpoints: int
+  eval_every: int            # 0: no validation during training.
+  eval_num_examples: int     # 0: the whole validation split.
+  eval_num_samples: int
+  time_limit_minutes: float  # 0: none.
+  num_threads: int           # Reader threads of the train batches (`data.num_threads`).
+
+
+def loop_settings(config) -> LoopSettings:
+  tc = config.train
+  settings = LoopSettings(
+      num_steps=int(tc.num_steps), batch_size=int(tc.batch_size), seed=int(tc.seed),
+      log_every=int(tc.log_every), checkpoint_every=int(tc.checkpoint_every),
+      keep_checkpoints=int(tc.keep_checkpoints), eval_every=int(tc.eval_every),
+      eval_num_examples=int(tc.eval_num_examples), eval_num_samples=int(tc.eval_num_samples),
+      time_limit_minutes=float(tc.get('time_limit_minutes', 0.0)),
+      num_threads=int(config.data.get('num_threads', 2)))
+  for name in ('num_steps', 'log_every', 'checkpoint_every', 'keep_checkpoints'):
+    if not getattr(settings, name) > 0:
+      raise ValueError(f'train.{name}={getattr(settings, name)}: expected a positive value.')
+  for name in ('eval_every', 'eval_num_examples', 'time_limit_minutes'):
+    if getattr(settings, name) < 0:
+      raise ValueError(f'train.{name}={getattr(settings, name)}: expected >= 0 '
+                       '(0 turns it off / means all).')
+  if settings.eval_num_samples < 2:
+    raise ValueError(f'train.eval_num_samples={settings.eval_num_samples}: '
+                     'expected at least 2 (GED needs pairs of samples).')
+  return settings
+
+
+def _check_eval(eval_cfg) -> None:
+  from hpu_jax import evaluate as evaluation
+  with _section('eval'):
+    evaluation.check_settings(num_samples=tuple(eval_cfg.num_samples),
+                              batch_size=int(eval_cfg.batch_size),
+                              num_examples=int(eval_cfg.num_examples),
+                              modes=tuple(eval_cfg.modes))
+
+
+# ----------------------------------------------------------------------------
+
 def validate(config, num_devices: int, host_count: int = 1) -> None:
-  """Checks a full config before anything is built or compiled; raises
-  ValueError naming the field and the expected value."""
+  """Checks a full config before anything is built or compiled: every
+  section's own arguments (through the builders above), then the checks that
+  span sections. Raises ValueError naming the field and what was expected."""
+  build_model(config.model)
+  compute_dtype(config.model)
+  loss_config(config.loss)
+  optimizer(config.train)
+  _check_data(config.data)
+  loop = loop_settings(config)
+  _check_eval(config.eval)
+  # Spanning sections:
   from hpu_jax.data.pipeline import validate_batch_size
-  validate_batch_size(int(config.train.batch_size), num_devices, host_count)
-  if str(config.data.name) not in DATA_NAMES:
-    raise ValueError(f'data.name={config.data.name!r}: expected one of {DATA_NAMES}.')
-  if str(config.data.name) != 'synthetic' and not (config.data.dir or config.data.prepared_dir):
-    raise ValueError(f'data.dir is empty: {config.data.name} needs the directory '
-                     'holding the downloaded files (--config.data.dir=...).')
-  positive = {'train.num_steps': config.train.num_steps,
-              'train.log_every': config.train.log_every,
-              'train.checkpoint_every': config.train.checkpoint_every,
-              'train.keep_checkpoints': config.train.keep_checkpoints,
-              'train.learning_rate': config.train.learning_rate,
-              'data.image_size': config.data.image_size,
-              'eval.batch_size': config.eval.batch_size}
-  for name, value in positive.items():
-    if not value > 0:
-      raise ValueError(f'{name}={value}: expected a positive value.')
-  for name in ('train.eval_every', 'train.eval_num_examples', 'eval.num_examples',
-               'train.time_limit_minutes'):
-    section, key = name.split('.')
-    if config[section].get(key, 0) < 0:
-      raise ValueError(f'{name}={config[section][key]}: expected >= 0 (0 turns it off / means all).')
-  if config.train.get('time_limit_minutes', 0) > 0 and host_count > 1:
-    raise ValueError(f'train.time_limit_minutes={config.train.time_limit_minutes} with '
+  with _section('train'):
+    validate_batch_size(loop.batch_size, num_devices, host_count)
+  size = int(config.data.image_size)
+  if not size > 0:
+    raise ValueError(f'data.image_size={size}: expected a positive value.')
+  check_resolution(size, size, len(config.model.channels_per_block))
+  if str(config.data.name) == SYNTHETIC:
+    stored = int(config.data.synthetic.image_size or size)
+    if stored < size:
+      raise ValueError(f'data.synthetic.image_size={stored} is smaller than '
+                       f'data.image_size={size}.')
+  if loop.time_limit_minutes > 0 and host_count > 1:
+    raise ValueError(f'train.time_limit_minutes={loop.time_limit_minutes} with '
                      f'{host_count} hosts: expected 0, since hosts would stop at different '
                      'steps; set train.num_steps instead.')
-  if not config.data.get('num_threads', 1) >= 1:
-    raise ValueError(f'data.num_threads={config.data.num_threads}: expected at least 1 '
-                     'reader thread.')
-  if list(config.train.lr_boundaries) != sorted(config.train.lr_boundaries):
-    raise ValueError(f'train.lr_boundaries={tuple(config.train.lr_boundaries)}: '
-                     'expected increasing steps.')
-  samples = tuple(config.eval.num_samples)
-  if not samples or min(samples) < 1:
-    raise ValueError(f'eval.num_samples={samples}: expected positive sample counts, e.g. (16, 100).')
-  if config.train.eval_num_samples < 2:
-    raise ValueError(f'train.eval_num_samples={config.train.eval_num_samples}: '
-                     'expected at least 2 (GED needs pairs of samples).')
-  if str(config.data.name) == 'synthetic':
-    syn = config.data.synthetic
-    stored = int(syn.image_size or config.data.image_size)
-    if stored < int(config.data.image_size):
-      raise ValueError(f'data.synthetic.image_size={stored} is smaller than '
-                       f'data.image_size={config.data.image_size}.')
-  from hpu_jax.model import check_resolution, checked_down_channels, checked_prior_components
-  architecture = model_kwargs(config.model)
-  architecture.pop('remat')
-  try:
-    checked_prior_components(architecture.pop('prior_components'))
-  except ValueError as e:
-    raise ValueError(f'model.{e}') from None
-  checked_down_channels(**architecture)
-  compute_dtype(config.model)
-  size = int(config.data.image_size)
-  check_resolution(size, size, len(config.model.channels_per_block))
-  loss_config(config.loss)

@@ -8,7 +8,8 @@ Precision: the parameters and optimiser state are float32; with
 `compute_dtype=jnp.bfloat16` the forward pass runs on a bfloat16 copy of the
 parameters and images and the loss is computed in float32 (hpu_jax.precision).
 """
-from typing import Dict, NamedTuple, Optional
+import math
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,22 @@ class TrainState(NamedTuple):
   opt_state: optax.OptState       # optimiser state of `params`.
   geco: losses.GecoState          # GECO moving average (checkpointed).
   rng: jax.Array                  # PRNG key, split every step.
+
+
+def make_optimizer(learning_rate: float, lr_boundaries: Sequence[int] = (),
+                   lr_decay: float = 1.0) -> optax.GradientTransformation:
+  """Adam with a piecewise-constant rate: `learning_rate`, multiplied by
+  `lr_decay` at each step of `lr_boundaries` (the original's schedule)."""
+  if not (math.isfinite(learning_rate) and learning_rate > 0):
+    raise ValueError(f'learning_rate={learning_rate}: expected a positive, finite value.')
+  if not (math.isfinite(lr_decay) and lr_decay > 0):
+    raise ValueError(f'lr_decay={lr_decay}: expected a positive, finite factor.')
+  boundaries = [int(b) for b in lr_boundaries]
+  if boundaries != sorted(set(boundaries)) or (boundaries and boundaries[0] < 0):
+    raise ValueError(f'lr_boundaries={tuple(lr_boundaries)}: expected increasing steps >= 0.')
+  schedule = optax.piecewise_constant_schedule(
+      learning_rate, {b: lr_decay for b in boundaries})
+  return optax.adam(schedule)
 
 
 def create_train_state(model: Model, optimizer: optax.GradientTransformation,

@@ -16,6 +16,7 @@ from PIL import Image
 
 import hpu_jax
 from hpu_jax import configuration, evaluate, train
+from hpu_jax import workdir as run_dir
 from hpu_jax.metric_writer import read_metrics
 
 from helpers import ROOT, tiny_config
@@ -136,7 +137,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_term(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'nan')
   with pytest.raises(train.NonFiniteLossError, match=r'step 3: kl_sum = nan.*step 2'):
     train.train(tiny_config(num_steps=4), workdir)
-  ckpt = train.checkpoint.latest(workdir)
+  ckpt = run_dir.latest_checkpoints(workdir)
   assert ckpt.steps() == [2]
   run = hpu_jax.load(workdir)
   assert run.step == 2
@@ -186,7 +187,7 @@ def test_a_time_limit_stops_at_a_saved_step(tmp_path):
   config.train.time_limit_minutes = 1e-9     # Past after the first step.
   first = train.train(config, workdir)
   assert int(first.state.step) == 1
-  assert train.checkpoint.latest(workdir).steps() == [1]
+  assert run_dir.latest_checkpoints(workdir).steps() == [1]
   assert [r['step'] for r in read_metrics(workdir)] == [1]
   run = hpu_jax.load(workdir)
   assert run.step == 1
