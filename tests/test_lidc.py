@@ -296,6 +296,28 @@ def test_load_source_interface(tmp_path):
     lidc.load_source('lidc_v3', tmp_path / 'data', 'train')
 
 
+@pytest.mark.parametrize('fmt,source', [
+    ('lidc_slices', '"LIDC-IDRI slices"'),
+    ('lidc_crops', 'gs://hpunet-data/lidc_crops/'),
+    ('lidc_pickle', 'data_lidc.pickle'),
+])
+def test_missing_data_message(fmt, source):
+  """Says --config.data.dir is empty, where the format's files come from and
+  how to pass them (a placeholder path, no path of this machine)."""
+  msg = lidc.missing_data_message(fmt)
+  assert '--config.data.dir is empty' in msg
+  assert source in msg and fmt in msg
+  assert '--config.data.dir=/path/to/' in msg
+  assert all(other not in msg for other in lidc.FORMATS if other != fmt)
+  if fmt == 'lidc_slices':
+    assert 'LIDC-IDRI-XXXX/nodule-N/images/slice-K.png' in msg
+    assert 'mask-0 .. mask-3' in msg
+  if fmt == 'lidc_crops':
+    assert 'train.tar.gz' in msg and 'test.tar.gz' in msg
+  with pytest.raises(ValueError, match='unknown LIDC format'):
+    lidc.missing_data_message('lidc_v3')
+
+
 # -- bad input: slices ------------------------------------------------------
 
 

@@ -33,7 +33,8 @@ The files of this package, each responsible for one thing:
 
   prepared.py      `builder`, `prepare`, `is_prepared`, `load_source`: making
                    the prepared data and opening it.
-  formats.py       the registry: `FORMATS`, `BUILDERS`, `IMAGE_SIZES`.
+  formats.py       the registry: `FORMATS`, `BUILDERS`, `IMAGE_SIZES`;
+                   `missing_data_message` (where a format's files come from).
   slices.py        the LIDC-IDRI slices format (PNG folders or archive).
   crops.py         DeepMind's LIDC crops format (train / val / test archives)
                    and its evaluation centre crop.
@@ -58,7 +59,8 @@ from hpu_jax.data.lidc.crops import (CROPS_EVAL_MARGIN, CROPS_EVAL_SIZE,
                                      crops_eval_crop)
 from hpu_jax.data.lidc.errors import (LidcDataError, LidcNotPreparedError,
                                       find_data_error)
-from hpu_jax.data.lidc.formats import BUILDERS, FORMATS, IMAGE_SIZES
+from hpu_jax.data.lidc.formats import (BUILDERS, FORMATS, IMAGE_SIZES,
+                                       missing_data_message)
 from hpu_jax.data.lidc.images import center_crop
 from hpu_jax.data.lidc.pickle_file import PICKLE_SIZE, LidcPickle
 from hpu_jax.data.lidc.plan import BadExample
@@ -73,6 +75,7 @@ from hpu_jax.data.lidc.tfds_builder import LidcBuilder
 __all__ = [
     'FORMATS', 'BUILDERS', 'IMAGE_SIZES', 'SPLITS', 'SPLIT_RULE',
     'PREPARE_COMMAND', 'builder', 'prepare', 'is_prepared', 'load_source',
+    'missing_data_message',
     'PrepareReport', 'BadExample', 'LidcSource', 'LidcDataError',
     'LidcNotPreparedError', 'find_data_error', 'split_patients',
     'center_crop', 'crops_eval_crop', 'CROPS_SIZE', 'CROPS_EVAL_MARGIN',

@@ -325,6 +325,11 @@ class LidcCrops(LidcBuilder, skip_registration=True):
       'random 128 x 128 crops, evaluate on the centre crop [26:-26, 26:-26].')
   HOMEPAGE = ('https://github.com/google-deepmind/deepmind-research/tree/'
               'master/hierarchical_probabilistic_unet')
+  ORIGIN = (
+      "DeepMind's LIDC crops: train.tar.gz, val.tar.gz and test.tar.gz (or "
+      'their extracted folders) from gs://hpunet-data/lidc_crops/, in one '
+      'folder')
+  EXAMPLE_DIR = '/path/to/lidc_crops'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Put train.tar.gz, val.tar.gz and test.tar.gz (gs://hpunet-data/'
       'lidc_crops/) or their extracted folders in the manual dir. Layout: '

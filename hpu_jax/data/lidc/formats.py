@@ -3,7 +3,9 @@
 `FORMATS` is the one list of format names (each builder's `FORMAT`, e.g.
 'lidc_slices', which is also its TFDS name); `BUILDERS` maps each to its
 builder class and `IMAGE_SIZES` to the size of its stored images.
-`builder_class` looks one up, with an error naming the choices.
+`builder_class` looks one up, with an error naming the choices;
+`missing_data_message` tells a user who gave no data directory where the
+format's files come from.
 """
 
 from __future__ import annotations
@@ -21,9 +23,21 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {
 
 
 def builder_class(fmt: str) -> type[LidcBuilder]:
-  """The builder class of format `fmt`; ValueError naming the formats if none."""
+  """The builder class of `fmt`; ValueError naming the formats if none."""
   try:
     return BUILDERS[fmt]
   except KeyError:
     raise ValueError(f'unknown LIDC format {fmt!r}; expected one of '
                      f'{", ".join(FORMATS)}') from None
+
+
+def missing_data_message(fmt: str) -> str:
+  """Says `--config.data.dir` is empty and where `fmt`'s files come from.
+
+  For a caller asked for a format that is not prepared yet and given no
+  directory of downloaded files to prepare it from.
+  """
+  cls = builder_class(fmt)
+  return (f'--config.data.dir is empty: {fmt} is prepared once from its '
+          'downloaded files and needs their location, e.g. '
+          f'--config.data.dir={cls.EXAMPLE_DIR}. {fmt} reads {cls.ORIGIN}.')

@@ -245,6 +245,9 @@ class LidcPickle(LidcBuilder, skip_registration=True):
       'and the PyTorch ports of the Probabilistic U-Net, with the masks of 4 '
       'radiologists (0/1). Split by series uid: ' + SPLIT_RULE)
   HOMEPAGE = 'https://github.com/stefanknegt/Probabilistic-Unet-Pytorch'
+  ORIGIN = ("PHiSeg's / the PyTorch ports' data_lidc.pickle (the file, or a "
+            'folder holding it)')
+  EXAMPLE_DIR = '/path/to/data_lidc.pickle'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Pass data_lidc.pickle (or a folder holding it) as the manual dir. '
       'Structure: ' + PICKLE_LAYOUT)

@@ -205,6 +205,11 @@ class LidcSlices(LidcBuilder, skip_registration=True):
       'of 4 radiologists (0/1; all-zero where one marked nothing). Split by '
       'patient: ' + SPLIT_RULE)
   HOMEPAGE = 'https://wiki.cancerimagingarchive.net/display/Public/LIDC-IDRI'
+  ORIGIN = (
+      'the public "LIDC-IDRI slices" collection: its .tar.gz, a folder holding '
+      'it, or the extracted folder, laid out as LIDC-IDRI-XXXX/nodule-N/'
+      'images/slice-K.png with mask-0 .. mask-3/slice-K.png beside images/')
+  EXAMPLE_DIR = '/path/to/LIDC-IDRI-slices'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Pass the LIDC-IDRI slices archive (.tar.gz), a folder holding it, or '
       'the extracted folder as the manual dir. Layout: ' + SLICES_LAYOUT)

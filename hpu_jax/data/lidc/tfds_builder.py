@@ -73,8 +73,8 @@ def example_features(size: tuple[int, int]) -> tfds.features.FeaturesDict:
 class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base of the three LIDC builders (array_record, no TensorFlow needed).
 
-  Subclasses set `FORMAT`, `IMAGE_SIZE`, `LAYOUT`, the TFDS class attributes,
-  and implement `plan(source_path) -> SplitPlan`.
+  Subclasses set `FORMAT`, `IMAGE_SIZE`, `LAYOUT`, `ORIGIN`, `EXAMPLE_DIR`,
+  the TFDS class attributes, and implement `plan(source_path) -> SplitPlan`.
 
   Examples: image uint8 [H, W]; masks uint8 [4, H, W], 0/1; id; patient.
   They are stored in the order planned (shuffling disabled: the input
@@ -90,6 +90,10 @@ class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   LAYOUT: str = ''
   DESCRIPTION: str = ''
   HOMEPAGE: str = ''
+  # For a user with no files yet: where they come from, and a placeholder
+  # path to them (`formats.missing_data_message`).
+  ORIGIN: str = ''
+  EXAMPLE_DIR: str = ''
   # No code folder with checksums / metadata files: these builders download
   # nothing. (TFDS's default `code_path` lookup also needs the
   # `importlib_resources` back-port for builders defined in a package, which
