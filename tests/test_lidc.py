@@ -250,7 +250,7 @@ def test_slices_archive_matches_folder_and_is_deterministic(tmp_path):
   expected = make_slices(str(raw), patients=[f'LIDC-IDRI-{i:04d}'
                                              for i in (3, 7, 12, 21, 40)],
                          nodules=1, slices=2)
-  holder = tmp_path / 'holder'   # like ../shared/data/lidc-idri-slices/
+  holder = tmp_path / 'holder'   # like a folder holding the downloaded archive
   holder.mkdir()
   make_tar(raw / 'LIDC-IDRI-slices', holder / 'lidc-slices.tar.gz',
            'LIDC-IDRI-slices')
