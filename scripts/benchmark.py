@@ -3,12 +3,13 @@
   python scripts/benchmark.py --config configs/lidc_crops.py --batch 8
   python scripts/benchmark.py --config configs/synthetic.py --dtype bfloat16 --remat
 
-Options: --batch (global batch, default 8), --size (default
+Flags: --batch (global batch, default 8), --size (default
 config.data.image_size), --samples (N per image, default 16), --repeats
 (timed calls, default 5), --dtype {float32,bfloat16} (sets
 config.model.compute_dtype and passes compute_dtype to the train step and the
 sampler; float32 passes nothing), --remat (sets config.model.remat = True),
---no_2dev (skips the 2-device subprocess).
+--no_2dev (skips the 2-device subprocess), and any config field as with
+scripts/train.py (--config.model.channels_per_block=...).
 
 Every time is the median over `--repeats` timed calls after one compile call
 (lowering, compilation and one run: the *_compile_s fields); each call is
@@ -50,8 +51,6 @@ waited for with block_until_ready. The fields of the JSON line:
     jax.devices()[0].memory_stats() at the same point (null on CPU, where
     there are no memory stats).
 """
-import argparse
-import importlib.util
 import inspect
 import json
 import os
@@ -71,22 +70,16 @@ sys.path.insert(0, ROOT)
 from hpu_jax import configuration, parameter_split  # noqa: E402
 from hpu_jax import evaluate as evaluation  # noqa: E402
 from hpu_jax.model import model_summary  # noqa: E402
+from hpu_jax.precision import DTYPES  # noqa: E402
 from hpu_jax.sampling import make_sampler  # noqa: E402
+from hpu_jax.train import AXIS, replicate  # noqa: E402
 from hpu_jax.train_step import create_train_state, make_train_step  # noqa: E402
 
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 NUM_ANNOTATIONS = 4          # Annotations per image for the metric throughput.
 DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
 # What the 2-device child reports (null in the parent's line when it did not run).
 CHILD_FIELDS = ('train_images_per_s_2dev', 'train_compile_s_2dev', 'device_2dev',
                 'xla_flags_2dev', 'peak_host_rss_mb_2dev')
-
-
-def load_config(path):
-  spec = importlib.util.spec_from_file_location('config_module', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def apply_options(config, args):
@@ -152,9 +145,9 @@ def ratio(a, b):
   return None if a is None or b is None else a / b
 
 
-def setup(args):
+def setup(config, args):
   """(config, model, optimizer, loss config, image size) for the arguments."""
-  config = apply_options(load_config(args.config), args)
+  config = apply_options(config, args)
   size = args.size or int(config.data.image_size)
   model = configuration.build_model(config.model)
   optimizer = configuration.optimizer(config.train)
@@ -245,13 +238,12 @@ def matmul_peak(repeats):
 # ----------------------------------------------------------------------------
 # Two devices: a child process of this script.
 
-def child_train2(args):
+def child_train2(config, args):
   """The pmapped train step of hpu_jax/train.py on 2 devices; prints JSON."""
-  from hpu_jax.train import AXIS, replicate
   devices = jax.local_devices()[:2]
   if len(devices) < 2:
     raise SystemExit(f'--_child train2: {len(devices)} device(s), need 2.')
-  _, model, optimizer, loss_cfg, size = setup(args)
+  _, model, optimizer, loss_cfg, size = setup(config, args)
   state = create_train_state(model, optimizer, jax.random.key(0), (1, size, size, 1))
   p_step = jax.pmap(
       make_train_step(model, optimizer, loss_cfg, axis_name=AXIS,
@@ -290,12 +282,9 @@ def train_2dev(args, size):
   else:
     note = (f'pmap over 2 of {jax.local_device_count()} {backend} devices, '
             f'{args.batch // 2} images per device')
-  command = [sys.executable, os.path.abspath(__file__), '--_child', 'train2',
-             '--config', os.path.abspath(args.config), '--batch', str(args.batch),
-             '--size', str(size), '--samples', str(args.samples),
-             '--repeats', str(args.repeats), '--dtype', args.dtype]
-  if args.remat:
-    command.append('--remat')
+  # The same flags (the config and its overrides included), run as the child.
+  command = [sys.executable, os.path.abspath(__file__)] + sys.argv[1:] + [
+      '--size', str(size), '--_child', 'train2']
   proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
   sys.stderr.write(proc.stderr)
   lines = [l for l in proc.stdout.splitlines() if l.strip()]
@@ -307,31 +296,32 @@ def train_2dev(args, size):
 
 # ----------------------------------------------------------------------------
 
-def parse_args(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', required=True)
-  parser.add_argument('--batch', type=int, default=8)
-  parser.add_argument('--size', type=int, default=None, help='default: config.data.image_size')
-  parser.add_argument('--samples', type=int, default=16)
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--dtype', choices=tuple(DTYPES), default='float32',
-                      help='compute dtype (config.model.compute_dtype)')
-  parser.add_argument('--remat', action='store_true', help='config.model.remat = True')
-  parser.add_argument('--no_2dev', action='store_true', help='skip the 2-device subprocess')
-  parser.add_argument('--_child', choices=('train2',), default=None, help=argparse.SUPPRESS)
-  args = parser.parse_args(argv)
-  for name in ('batch', 'samples', 'repeats'):
-    if getattr(args, name) < 1:
-      parser.error(f'--{name} must be at least 1.')
-  return args
+def define_flags():
+  """The command line (absl flags; the config through ml_collections'
+  config_flags, so any field can be overridden: --config.train.seed=1)."""
+  from absl import flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).')
+  flags.DEFINE_integer('batch', 8, 'Global batch.', lower_bound=1)
+  flags.DEFINE_integer('size', None, 'Image size (default: config.data.image_size).')
+  flags.DEFINE_integer('samples', 16, 'Samples per image.', lower_bound=1)
+  flags.DEFINE_integer('repeats', 5, 'Timed calls.', lower_bound=1)
+  flags.DEFINE_enum('dtype', 'float32', tuple(DTYPES),
+                    'Compute dtype (config.model.compute_dtype).')
+  flags.DEFINE_bool('remat', False, 'config.model.remat = True.')
+  flags.DEFINE_bool('no_2dev', False, 'Skip the 2-device subprocess.')
+  flags.DEFINE_enum('_child', None, ['train2'], 'Internal: run as the 2-device child.')
+  flags.mark_flags_as_required(['config'])
 
 
-def main():
-  args = parse_args()
+def main(argv):
+  del argv
+  from absl import flags
+  args = flags.FLAGS
   if args._child == 'train2':  # pylint: disable=protected-access
-    child_train2(args)
+    child_train2(args.config, args)
     return
-  _, model, optimizer, loss_cfg, size = setup(args)
+  _, model, optimizer, loss_cfg, size = setup(args.config, args)
   state = create_train_state(model, optimizer, jax.random.key(0), (1, size, size, 1))
   images, labels = random_batch(args.batch, size)
 
@@ -376,4 +366,6 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  from absl import app
+  define_flags()
+  app.run(main)

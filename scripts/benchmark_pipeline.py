@@ -3,7 +3,7 @@ compare with the train step's rate from scripts/benchmark.py.
 
   python scripts/benchmark_pipeline.py --config configs/synthetic.py --batches 200
   python scripts/benchmark_pipeline.py --config configs/lidc_slices.py \
-      --config.data.dir=../shared/data/lidc-idri-slices
+      --config.data.dir=/path/to/LIDC-IDRI-slices
 
 Prints one JSON line: examples/s over --batches batches (after 5 warm-up
 batches), median of --repeats, with the pipeline's worker threads.

@@ -2,7 +2,7 @@
 
   python scripts/train.py --config configs/synthetic.py --workdir runs/synthetic
   python scripts/train.py --config configs/lidc_slices.py --workdir runs/lidc \
-      --config.data.dir=../shared/data/lidc-idri-slices --config.train.batch_size=16
+      --config.data.dir=/path/to/LIDC-IDRI-slices --config.train.batch_size=16
 
 Kept short on purpose: the logic lives in hpu_jax.train, importable from a
 notebook. Restarting the same command resumes from the newest checkpoint.
