@@ -198,3 +198,16 @@ def test_a_time_limit_is_refused_for_several_hosts():
   config.train.time_limit_minutes = 5.0
   with pytest.raises(ValueError, match='time_limit_minutes=5.0 with 2 hosts'):
     configuration.validate(config, num_devices=2, host_count=2)
+
+
+def test_a_lidc_config_without_its_data_stops_naming_the_field(tmp_path):
+  """No default path outside the repository: a LIDC config with data.dir
+  empty and nothing prepared stops before anything is written or compiled,
+  naming --config.data.dir and where the format's files come from."""
+  from configs import lidc_slices_cpu
+  config = lidc_slices_cpu.get_config()
+  assert config.data.dir == ''
+  config.data.prepared_dir = str(tmp_path / 'prepared')
+  with pytest.raises(ValueError, match=r'--config\.data\.dir is empty.*lidc_slices'):
+    train.train(config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run')
