@@ -141,10 +141,9 @@ def data_source(data_cfg, split: str):
   prepared = os.path.expanduser(str(data_cfg.prepared_dir))
   try:
     return lidc.load_source(name, prepared, split)
-  except lidc.LidcNotPreparedError:
+  except lidc.LidcNotPreparedError as e:
     if not data_cfg.dir:
-      raise ValueError(f'{lidc.missing_data_message(name)} (Nothing is prepared in '
-                       f'data.prepared_dir={str(data_cfg.prepared_dir)!r} either.)') from None
+      raise lidc.LidcNotPreparedError(f'{lidc.missing_data_message(name)} Or {e}') from None
   lidc.prepare(name, os.path.expanduser(str(data_cfg.dir)), prepared,
                skip_bad_examples=bool(data_cfg.skip_bad_examples))
   return lidc.load_source(name, prepared, split)

@@ -208,6 +208,8 @@ def test_a_lidc_config_without_its_data_stops_naming_the_field(tmp_path):
   config = lidc_slices_cpu.get_config()
   assert config.data.dir == ''
   config.data.prepared_dir = str(tmp_path / 'prepared')
-  with pytest.raises(ValueError, match=r'--config\.data\.dir is empty.*lidc_slices'):
+  from hpu_jax.data import lidc
+  with pytest.raises(lidc.LidcNotPreparedError,
+                     match=r'(?s)--config\.data\.dir is empty.*lidc_slices.*not prepared'):
     train.train(config, str(tmp_path / 'run'))
   assert not os.path.exists(tmp_path / 'run')
