@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hpu_jax import xla_cpu
-from hpu_jax.model import Conv, Part, build_hpunet, up_sample
+from hpu_jax.layers import Conv, Part, up_sample
+from hpu_jax.model import build_hpunet
 
 
 def _apply_both(kernel, parts, reference_input, channels=5):
@@ -112,7 +113,7 @@ def test_xla_flag_warns_when_backend_already_running():
 def test_fast_orthogonal_init_gives_haikus_values(shape):
   """Outside a trace the weights come from scipy's QR (faster to start);
   they must be haiku's Orthogonal values, and under jit haiku's own code."""
-  from hpu_jax.model import _weight_init
+  from hpu_jax.layers import _weight_init
 
   def make(init):
     return hk.transform(lambda: hk.get_parameter('w', shape, jnp.float32, init=init))

@@ -7,7 +7,8 @@ import pytest
 
 from configs import synthetic
 from hpu_jax import configuration, losses, precision
-from hpu_jax.model import build_hpunet, mixture_mode_mean
+from hpu_jax.latents import mixture_mode_mean
+from hpu_jax.model import build_hpunet
 
 LATENT_DIMS = (2, 1)
 CHANNELS = (4, 6, 8)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hpu_jax import configuration
-from hpu_jax.model import (DEFAULT_CHANNELS, build_hpunet, down_sample, model_summary,
-                           parameter_split, up_sample)
+from hpu_jax.layers import down_sample, up_sample
+from hpu_jax.model import DEFAULT_CHANNELS, build_hpunet, model_summary, parameter_split
 
 # The original's test configuration.
 CHANNELS = (5, 7, 9, 11, 13)
