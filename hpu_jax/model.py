@@ -168,10 +168,12 @@ class HPUNet(hk.Module):
                log_sigma_bound: Optional[float] = None, remat: bool = False,
                prior_components: int = 1, name: Optional[str] = 'hpunet'):
     super().__init__(name=name)
+    validate_architecture(num_classes, latent_dims, channels_per_block,
+                          down_channels_per_block, convs_per_block, blocks_per_level,
+                          log_sigma_bound, prior_components)
     channels_per_block = tuple(channels_per_block)
-    down_channels_per_block = checked_down_channels(
-        num_classes, latent_dims, channels_per_block, down_channels_per_block,
-        convs_per_block, blocks_per_level, log_sigma_bound)
+    down_channels_per_block = default_down_channels(channels_per_block,
+                                                    down_channels_per_block)
     self.num_classes = num_classes
     self.latent_dims = tuple(latent_dims)
     self.channels_per_block = channels_per_block
@@ -179,8 +181,7 @@ class HPUNet(hk.Module):
                      down_channels_per_block=down_channels_per_block,
                      convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
                      log_sigma_bound=log_sigma_bound, remat=remat)
-    prior_components = checked_prior_components(prior_components)
-    self.prior = HierarchicalCore(name='prior', coarsest_components=prior_components,
+    self.prior = HierarchicalCore(name='prior', coarsest_components=int(prior_components),
                                   **core_args)
     self.posterior = HierarchicalCore(name='posterior', **core_args)
     self.f_comb = StitchingDecoder(
@@ -237,6 +238,8 @@ class HPUNet(hk.Module):
 
 
 def check_resolution(height: int, width: int, num_levels: int) -> None:
+  """Raises ValueError unless an image of height x width pixels goes through
+  `num_levels` levels (every level but the last halves it)."""
   factor = 2 ** (num_levels - 1)
   if height % factor or width % factor:
     raise ValueError(
@@ -244,53 +247,88 @@ def check_resolution(height: int, width: int, num_levels: int) -> None:
         f'for {num_levels} levels; use a multiple of {factor} or fewer levels.')
 
 
-def checked_down_channels(num_classes, latent_dims, channels_per_block,
-                          down_channels_per_block, convs_per_block, blocks_per_level,
-                          log_sigma_bound) -> Tuple[int, ...]:
-  """Validates the architecture and returns the down-sampled channels.
+def default_down_channels(channels_per_block: Sequence[int],
+                          down_channels_per_block: Optional[Sequence[int]] = None
+                          ) -> Tuple[int, ...]:
+  """The channels inside the residual blocks: as given, or half of each level's.
 
   The original halves its *default* list even for custom channels; we halve
   the channels actually given (identical for the defaults)."""
   if down_channels_per_block is None:
-    down_channels_per_block = tuple(c // 2 for c in channels_per_block)
-  down_channels_per_block = tuple(down_channels_per_block)
-  validate_architecture(num_classes, latent_dims, channels_per_block,
-                        down_channels_per_block, convs_per_block, blocks_per_level,
-                        log_sigma_bound)
-  return down_channels_per_block
+    return tuple(c // 2 for c in channels_per_block)
+  return tuple(down_channels_per_block)
+
+
+def _checked_int(name: str, value, minimum: int, note: str = '') -> int:
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+      or value < minimum:
+    raise ValueError(f'{name}={value!r}: expected an int >= {minimum}{note}.')
+  return int(value)
+
+
+def _checked_ints(name: str, values, minimum: int) -> Tuple[int, ...]:
+  try:
+    values = tuple(values)
+  except TypeError:
+    pass
+  if not isinstance(values, tuple) or not values or not all(
+      isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum
+      for v in values):
+    raise ValueError(f'{name}={values!r}: expected one or more ints >= {minimum}.')
+  return tuple(int(v) for v in values)
 
 
 def checked_prior_components(prior_components) -> int:
   """The number of mixture components of the coarsest prior, validated."""
-  if isinstance(prior_components, (bool, np.bool_)) or not isinstance(
-      prior_components, (int, np.integer)) or prior_components < 1:
-    raise ValueError(f'prior_components={prior_components!r}: expected an int >= 1 '
-                     '(1: the original diagonal Gaussian prior).')
-  return int(prior_components)
+  return _checked_int('prior_components', prior_components, 1,
+                      ' (1: the original diagonal Gaussian prior)')
 
 
-def validate_architecture(num_classes, latent_dims, channels_per_block,
-                          down_channels_per_block, convs_per_block, blocks_per_level,
-                          log_sigma_bound) -> None:
-  """Raises ValueError naming the field when the architecture is inconsistent."""
-  if num_classes < 2:
-    raise ValueError(f'num_classes={num_classes}: expected at least 2.')
-  if len(latent_dims) < 1 or any(d < 1 for d in latent_dims):
-    raise ValueError(f'latent_dims={tuple(latent_dims)}: expected one or more positive ints.')
-  if len(latent_dims) >= len(channels_per_block):
+def validate_architecture(num_classes=2, latent_dims=DEFAULT_LATENT_DIMS,
+                          channels_per_block=DEFAULT_CHANNELS, down_channels_per_block=None,
+                          convs_per_block=3, blocks_per_level=3, log_sigma_bound=None,
+                          prior_components=1) -> None:
+  """Checks the architecture arguments of `build_hpunet` (same keywords and
+  defaults; `remat` needs no check). Raises ValueError
+  '<argument>=<value>: expected ...' naming the keyword, so that a caller can
+  prefix its config section ('model.')."""
+  _checked_int('num_classes', num_classes, 2)
+  latent_dims = _checked_ints('latent_dims', latent_dims, 1)
+  channels = _checked_ints('channels_per_block', channels_per_block, 1)
+  if len(latent_dims) >= len(channels):
     raise ValueError(
-        f'latent_dims has {len(latent_dims)} levels but channels_per_block has '
-        f'{len(channels_per_block)}: latent levels must be fewer than levels.')
-  if len(down_channels_per_block) != len(channels_per_block):
-    raise ValueError('down_channels_per_block must have one entry per level '
-                     f'({len(channels_per_block)}), got {len(down_channels_per_block)}.')
-  if any(c < 1 for c in channels_per_block) or any(c < 1 for c in down_channels_per_block):
-    raise ValueError(f'channels_per_block={tuple(channels_per_block)} and '
-                     f'down_channels_per_block={tuple(down_channels_per_block)} must be positive.')
-  if convs_per_block < 1 or blocks_per_level < 1:
-    raise ValueError('convs_per_block and blocks_per_level must be at least 1.')
-  if log_sigma_bound is not None and not log_sigma_bound > 0:
-    raise ValueError(f'log_sigma_bound={log_sigma_bound}: expected None or a positive float.')
+        f'latent_dims={latent_dims}: expected fewer entries than the {len(channels)} '
+        f'levels of channels_per_block={channels} (latent levels must be fewer than '
+        'levels).')
+  if down_channels_per_block is None:
+    if min(channels) < 2:
+      raise ValueError(
+          f'channels_per_block={channels}: expected ints >= 2 when '
+          'down_channels_per_block is not given (the blocks use half of each).')
+  else:
+    down = _checked_ints('down_channels_per_block', down_channels_per_block, 1)
+    if len(down) != len(channels):
+      raise ValueError(
+          f'down_channels_per_block={down}: expected one entry per level of '
+          f'channels_per_block ({len(channels)}), got {len(down)}.')
+  _checked_int('convs_per_block', convs_per_block, 1)
+  _checked_int('blocks_per_level', blocks_per_level, 1)
+  if log_sigma_bound is not None and not (
+      isinstance(log_sigma_bound, (int, float, np.number))
+      and not isinstance(log_sigma_bound, bool) and log_sigma_bound > 0):
+    raise ValueError(f'log_sigma_bound={log_sigma_bound!r}: expected None or a positive float.')
+  checked_prior_components(prior_components)
+
+
+def checked_down_channels(num_classes, latent_dims, channels_per_block,
+                          down_channels_per_block, convs_per_block, blocks_per_level,
+                          log_sigma_bound) -> Tuple[int, ...]:
+  """`validate_architecture` (bar prior_components), then the channels inside
+  the residual blocks (`default_down_channels`)."""
+  validate_architecture(num_classes, latent_dims, channels_per_block,
+                        down_channels_per_block, convs_per_block, blocks_per_level,
+                        log_sigma_bound)
+  return default_down_channels(channels_per_block, down_channels_per_block)
 
 
 class Model(NamedTuple):
@@ -323,18 +361,19 @@ def build_hpunet(num_classes: int = 2, latent_dims=DEFAULT_LATENT_DIMS,
   mixture of that many diagonal Gaussians (not in the original, which has 1;
   the posterior stays one Gaussian and that level's KL is then estimated from
   the posterior sample, see `losses.kl_per_level`)."""
+  # Validate eagerly, before anything is traced.
+  validate_architecture(num_classes, latent_dims, channels_per_block,
+                        down_channels_per_block, convs_per_block, blocks_per_level,
+                        log_sigma_bound, prior_components)
   kwargs = dict(num_classes=num_classes, latent_dims=tuple(latent_dims),
                 channels_per_block=tuple(channels_per_block),
-                down_channels_per_block=down_channels_per_block,
+                down_channels_per_block=default_down_channels(channels_per_block,
+                                                              down_channels_per_block),
                 convs_per_block=convs_per_block, blocks_per_level=blocks_per_level,
-                log_sigma_bound=log_sigma_bound)
-  # Validate eagerly, before anything is traced.
-  kwargs['down_channels_per_block'] = checked_down_channels(**kwargs)
-
-  prior_components = checked_prior_components(prior_components)
+                log_sigma_bound=log_sigma_bound, prior_components=int(prior_components))
 
   def fns():
-    net = HPUNet(remat=bool(remat), prior_components=prior_components, **kwargs)
+    net = HPUNet(remat=bool(remat), **kwargs)
 
     def init(seg, img):
       return net(seg, img)
