@@ -8,6 +8,7 @@ import pytest
 import scipy.optimize
 
 from hpu_jax import metrics
+from hpu_jax.metrics import iou, ncc
 
 
 # ----------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def test_shape_mismatch_raises():
 
 def test_same_shapes_do_not_recompile():
   rng = np.random.default_rng(2)
-  fns = (metrics._distance_matrices, metrics._sncc_binary)
+  fns = (iou._distance_matrices, ncc._sncc_binary)
   if not all(hasattr(f, '_cache_size') for f in fns):
     pytest.skip('this jax version does not expose the jit cache size')
   before = [f._cache_size() for f in fns]
