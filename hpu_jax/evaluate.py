@@ -24,12 +24,12 @@ import numpy as np
 
 from hpu_jax import metrics as M
 from hpu_jax.data import pipeline
+from hpu_jax.sampling import MEAN_MODES, MODE_LABELS
 
 REPORT_FILE = 'report.json'
 GRID_FILE = 'samples_grid.png'
 GIF_FILE = 'samples_by_mode.gif'
 FRESH_ANNOTATIONS = 100      # True annotations drawn per image for *_fresh metrics.
-MODE_NAMES = {'full': 'full sampling', 'local': 'local only', 'global': 'global only'}
 
 
 def has_oracle(source) -> bool:
@@ -115,8 +115,8 @@ def evaluate(sample, params, source, *, image_size: int,
   if not num_samples or num_samples[0] < 1:
     raise ValueError(f'num_samples={num_samples}: expected positive counts.')
   for mode in modes:
-    if mode not in MODE_NAMES:
-      raise ValueError(f'modes={tuple(modes)}: expected names from {tuple(MODE_NAMES)}.')
+    if mode not in MEAN_MODES:
+      raise ValueError(f'modes={tuple(modes)}: expected names from {MEAN_MODES}.')
   n_max, n_min = num_samples[-1], num_samples[0]
   total = len(source) if num_examples is None else min(int(num_examples), len(source))
   oracle = has_oracle(source)
@@ -211,7 +211,7 @@ def write_pictures(sample, params, source, workdir: str, *, image_size: int,
   for mode in modes:
     labels, _ = _draw(sample, params, jax.random.fold_in(key, len(by_mode) + 1),
                       images[:1], gif_frames * gif_samples, mode)
-    by_mode[MODE_NAMES[mode]] = labels[0].reshape(gif_frames, gif_samples, image_size, image_size)
+    by_mode[MODE_LABELS[mode]] = labels[0].reshape(gif_frames, gif_samples, image_size, image_size)
   paths['gif'] = plots.save_sampling_gif(os.path.join(workdir, GIF_FILE), images[0, ..., 0],
                                          by_mode, annotations=annotations[0])
   return paths

@@ -18,10 +18,13 @@ import jax
 import jax.numpy as jnp
 
 from hpu_jax import precision
-from hpu_jax.model import Model, resolve_mean_flags
+from hpu_jax.latents import resolve_mean_flags
+from hpu_jax.model import Model
 
 MeanSpec = Union[str, bool, Sequence[bool]]
-MEAN_MODES = ('full', 'local', 'global')
+# The sampling modes of `mean_flags_for` and their names in reports and figures.
+MODE_LABELS = {'full': 'full sampling', 'local': 'local only', 'global': 'global only'}
+MEAN_MODES = tuple(MODE_LABELS)
 
 
 def mean_flags_for(mode: MeanSpec, num_latent_levels: int) -> Tuple[bool, ...]:
