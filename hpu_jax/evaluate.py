@@ -25,10 +25,8 @@ import numpy as np
 from hpu_jax import metrics as M
 from hpu_jax.data import pipeline
 from hpu_jax.sampling import MEAN_MODES, MODE_LABELS
+from hpu_jax.workdir import GIF_FILE, GRID_FILE, REPORT_FILE
 
-REPORT_FILE = 'report.json'
-GRID_FILE = 'samples_grid.png'
-GIF_FILE = 'samples_by_mode.gif'
 FRESH_ANNOTATIONS = 100      # True annotations drawn per image for *_fresh metrics.
 
 
@@ -105,18 +103,30 @@ def _oracle_scores(sums: _Sums, source, indices, annotations, samples,
   sums.add_vector('true_mode_frequencies', true_probs.sum(0))
 
 
+def check_settings(*, num_samples: Sequence[int], batch_size: int, num_examples: int,
+                   modes: Sequence[str]) -> None:
+  """The checks of `evaluate`'s arguments, also run on a config before training."""
+  samples = tuple(num_samples)
+  if not samples or min(int(n) for n in samples) < 1:
+    raise ValueError(f'num_samples={samples}: expected positive sample counts, e.g. (16, 100).')
+  if not batch_size > 0:
+    raise ValueError(f'batch_size={batch_size}: expected a positive value.')
+  if num_examples < 0:
+    raise ValueError(f'num_examples={num_examples}: expected >= 0 (0 means all).')
+  for mode in modes:
+    if mode not in MEAN_MODES:
+      raise ValueError(f'modes={tuple(modes)}: expected names from {MEAN_MODES}.')
+
+
 def evaluate(sample, params, source, *, image_size: int,
              num_samples: Sequence[int] = (16, 100), batch_size: int = 16,
              num_examples: Optional[int] = None, seed: int = 0,
              modes: Sequence[str] = ('full',), progress: bool = True) -> dict:
   """Scores `num_samples` samples per image of `source` (its first
   `num_examples`, default all). Returns the report dict (see REPORT_FILE)."""
+  check_settings(num_samples=num_samples, batch_size=batch_size,
+                 num_examples=num_examples or 0, modes=modes)
   num_samples = tuple(sorted({int(n) for n in num_samples}))
-  if not num_samples or num_samples[0] < 1:
-    raise ValueError(f'num_samples={num_samples}: expected positive counts.')
-  for mode in modes:
-    if mode not in MEAN_MODES:
-      raise ValueError(f'modes={tuple(modes)}: expected names from {MEAN_MODES}.')
   n_max, n_min = num_samples[-1], num_samples[0]
   total = len(source) if num_examples is None else min(int(num_examples), len(source))
   oracle = has_oracle(source)
