@@ -278,12 +278,6 @@ def _checked_ints(name: str, values, minimum: int) -> Tuple[int, ...]:
   return tuple(int(v) for v in values)
 
 
-def checked_prior_components(prior_components) -> int:
-  """The number of mixture components of the coarsest prior, validated."""
-  return _checked_int('prior_components', prior_components, 1,
-                      ' (1: the original diagonal Gaussian prior)')
-
-
 def validate_architecture(num_classes=2, latent_dims=DEFAULT_LATENT_DIMS,
                           channels_per_block=DEFAULT_CHANNELS, down_channels_per_block=None,
                           convs_per_block=3, blocks_per_level=3, log_sigma_bound=None,
@@ -317,18 +311,8 @@ def validate_architecture(num_classes=2, latent_dims=DEFAULT_LATENT_DIMS,
       isinstance(log_sigma_bound, (int, float, np.number))
       and not isinstance(log_sigma_bound, bool) and log_sigma_bound > 0):
     raise ValueError(f'log_sigma_bound={log_sigma_bound!r}: expected None or a positive float.')
-  checked_prior_components(prior_components)
-
-
-def checked_down_channels(num_classes, latent_dims, channels_per_block,
-                          down_channels_per_block, convs_per_block, blocks_per_level,
-                          log_sigma_bound) -> Tuple[int, ...]:
-  """`validate_architecture` (bar prior_components), then the channels inside
-  the residual blocks (`default_down_channels`)."""
-  validate_architecture(num_classes, latent_dims, channels_per_block,
-                        down_channels_per_block, convs_per_block, blocks_per_level,
-                        log_sigma_bound)
-  return default_down_channels(channels_per_block, down_channels_per_block)
+  _checked_int('prior_components', prior_components, 1,
+               ' (1: the original diagonal Gaussian prior)')
 
 
 class Model(NamedTuple):
