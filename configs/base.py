@@ -91,7 +91,13 @@ def get_config() -> ml_collections.ConfigDict:
   # past it, saves a checkpoint there and evaluates as at the end; running the
   # same command again resumes towards num_steps. Single-host runs only.
   config.train.time_limit_minutes = 0.0
-  config.train.distributed = False        # jax.distributed.initialize() first.
+  # Several processes (one per host) through jax.distributed: each of the
+  # three below, when unset, comes from JAX_COORDINATOR_ADDRESS,
+  # JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a cluster JAX detects (SLURM, ...).
+  config.train.distributed = False
+  config.train.coordinator_address = ''   # HOST:PORT of process 0.
+  config.train.num_processes = 0          # 0: unset.
+  config.train.process_id = -1            # -1: unset.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.at_end = True               # train.py evaluates when done.

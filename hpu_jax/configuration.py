@@ -199,6 +199,31 @@ def loop_settings(config) -> LoopSettings:
   return settings
 
 
+def distributed_kwargs(train_cfg, environ=os.environ) -> dict:
+  """jax.distributed.initialize's arguments: each of `train.coordinator_address`,
+  `train.num_processes`, `train.process_id` if set, else the environment's
+  JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, else None (JAX
+  then detects a cluster it knows: SLURM, Open MPI, Kubernetes, TPU pods)."""
+  def pick(field, env, unset, cast):
+    value = train_cfg.get(field, unset)
+    if value != unset:
+      return cast(value)
+    return cast(environ[env]) if environ.get(env, '') != '' else None
+  kwargs = dict(coordinator_address=pick('coordinator_address', 'JAX_COORDINATOR_ADDRESS', '', str),
+                num_processes=pick('num_processes', 'JAX_NUM_PROCESSES', 0, int),
+                process_id=pick('process_id', 'JAX_PROCESS_ID', -1, int))
+  address, count, index = (kwargs[k] for k in ('coordinator_address', 'num_processes',
+                                               'process_id'))
+  if address is not None and not re.fullmatch(r'\[?[\w.:-]+\]?:\d+', address):
+    raise ValueError(f'train.coordinator_address={address!r}: expected HOST:PORT.')
+  if count is not None and count < 1:
+    raise ValueError(f'train.num_processes={count}: expected at least 1.')
+  if index is not None and not 0 <= index < (count or index + 1):
+    raise ValueError(f'train.process_id={index}: expected 0 <= process_id < '
+                     f'train.num_processes={count}.')
+  return kwargs
+
+
 def _check_eval(eval_cfg) -> None:
   from hpu_jax import evaluate as evaluation
   with _section('eval'):
@@ -221,6 +246,8 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
   _check_data(config.data)
   loop = loop_settings(config)
   _check_eval(config.eval)
+  if config.train.get('distributed', False):
+    distributed_kwargs(config.train)
   # Spanning sections:
   from hpu_jax.data.pipeline import validate_batch_size
   with _section('train'):

@@ -10,8 +10,10 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-# softplus(u)^2 == 1  <=>  u = log(e - 1).
-LAGMUL_INIT = float(jnp.log(jnp.expm1(1.0)))
+# softplus(u)^2 == 1  <=>  u = log(e - 1), as XLA computes it in float32 (a
+# literal: computing it at import would start JAX's backend, which must wait
+# for jax.distributed.initialize in multi-process runs).
+LAGMUL_INIT = 0.54132479429245
 
 
 class GecoState(NamedTuple):

@@ -16,8 +16,10 @@ JAX_NUM_PROCESSES, JAX_PROCESS_ID environment variables, or a cluster JAX
 detects); `jax.distributed.initialize()` runs first, each host reads its own
 shard of every global batch, and only process 0 writes logs and checkpoints.
 """
+import signal
+import threading
 import time
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -54,22 +56,42 @@ def train(config, workdir: str,
   has passed), resuming from the newest checkpoint in `workdir` if there is
   one. `on_checkpoint(step)` runs after each save."""
   if config.train.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**configuration.distributed_kwargs(config.train))
   devices = jax.local_devices()
   configuration.validate(config, len(devices), jax.process_count())
   is_chief = jax.process_index() == 0
   run = build(config, len(devices))      # Fails here, before anything is written.
   loop = run.loop
   workdir = run_dir.create(workdir)
-  checkpoints = run_dir.latest_checkpoints(workdir, loop.keep_checkpoints)
-  validator = run.validation and Validator(
-      make_sampler(run.model, compute_dtype=run.dtype), run.validation, run.image_size,
-      loop, run.eval_batch_size, run_dir.best_checkpoint(workdir), is_chief)
-  writer = MetricWriter(workdir, enabled=is_chief)
-  if is_chief:
-    run_dir.save_config(config, workdir)
-  state, start = init_or_restore(checkpoints, run.model, run.optimizer, run.image_size,
-                                 loop.seed, validator, writer)
+  lock = run_dir.WorkdirLock(workdir).acquire() if is_chief else None
+  writer = None
+  try:
+    changes = run_dir.check_resume_config(workdir, config)
+    checkpoints = run_dir.latest_checkpoints(workdir, loop.keep_checkpoints)
+    validator = run.validation and Validator(
+        make_sampler(run.model, compute_dtype=run.dtype), run.validation, run.image_size,
+        loop, run.eval_batch_size, run_dir.best_checkpoint(workdir))
+    writer = MetricWriter(workdir, enabled=is_chief)
+    state, start = init_or_restore(checkpoints, run, validator, writer, changes)
+    if is_chief:   # Only once the checkpoint restored: a failed start keeps the old one.
+      run_dir.save_config(config, workdir)
+    with StopOnSignal() as stop:
+      state = _loop(run, state, start, devices, checkpoints, validator, writer, stop,
+                    on_checkpoint)
+  finally:
+    if writer is not None:
+      writer.close()
+    if lock is not None:
+      lock.release()
+  stop.reraise()   # Ctrl-C and SIGTERM end the process as usual, after the save.
+  return TrainResult(state=state, workdir=workdir,
+                     best_step=validator.best_step if validator else None)
+
+
+def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, validator,
+          writer: MetricWriter, stop: 'StopOnSignal', on_checkpoint) -> TrainState:
+  """Steps `start` .. train.num_steps; returns the final state on the host."""
+  loop, is_chief = run.loop, jax.process_index() == 0
   p_step = jax.pmap(make_train_step(run.model, run.optimizer, run.loss, axis_name=AXIS,
                                     compute_dtype=run.dtype),
                     axis_name=AXIS, donate_argnums=(0,))
@@ -87,29 +109,28 @@ def train(config, workdir: str,
       pending.add(done, metrics)
       meter.count()
       progress.update(1)
-      due = what_is_due(done, loop, out_of_time=clock.passed())
+      due = what_is_due(done, loop, out_of_time=clock.passed(), stop=stop.now(done, loop))
       if not due.anything:
         continue
       scalars = train_scalars(pending.read(checkpoints), meter, progress)
       if due.validate:
         scalars.update(validator.run(done, rstate))
       writer.write(done, scalars)
-      if due.save and is_chief:
-        checkpoints.save(done, _host_tree(rstate), _meta(validator))
+      if due.save:   # Every process joins the save; orbax writes once.
+        checkpoints.save(done, checked_tree(rstate, done, checkpoints), _meta(validator))
         if on_checkpoint is not None:
           on_checkpoint(done)
       if due.stop_early:
         if is_chief:
-          print(f'train.time_limit_minutes={loop.time_limit_minutes} reached at step {done} '
-                f'of {loop.num_steps}; checkpoint saved, stopping here.', flush=True)
+          reason = (stop.describe() if stop.requested else
+                    f'train.time_limit_minutes={loop.time_limit_minutes} reached')
+          print(f'{reason} at step {done} of {loop.num_steps}; checkpoint saved, '
+                'stopping here.', flush=True)
         break
       meter.restart()   # The next interval leaves out validation and saving.
   finally:
     progress.close()
-    writer.close()
-  final = jax.device_get(unreplicate(rstate))
-  return TrainResult(state=final, workdir=workdir,
-                     best_step=validator.best_step if validator else None)
+  return jax.device_get(unreplicate(rstate))
 
 
 def train_and_evaluate(config, workdir: str) -> Optional[dict]:
@@ -157,22 +178,36 @@ def build(config, num_devices: int) -> Built:
                validation=validation, eval_batch_size=int(config.eval.batch_size))
 
 
-def init_or_restore(checkpoints: run_dir.Checkpointer, model, optimizer, image_size: int,
-                    seed: int, validator: Optional['Validator'], writer: MetricWriter):
-  """(state, first step): the newest checkpoint of the workdir if there is
-  one, else a fresh state from `seed`. On resume the metrics past the
-  checkpoint are dropped (the run writes those steps again) and the best
-  validation GED so far comes back with the checkpoint."""
-  start = checkpoints.latest_step()
-  if start is None:
-    return create_train_state(model, optimizer, jax.random.key(seed),
-                              (1, image_size, image_size, 1)), 0
-  state, meta = run_dir.restore_state(checkpoints, model, optimizer, image_size, start)
+def init_or_restore(checkpoints: run_dir.Checkpointer, run: Built,
+                    validator: Optional['Validator'], writer: MetricWriter,
+                    changes: dict) -> Tuple[TrainState, int]:
+  """(state, first step): the newest checkpoint of the workdir that restores
+  (damaged ones are moved aside with a warning), else a fresh state from the
+  seed. On resume the metrics past the checkpoint are dropped (the run writes
+  those steps again), the best validation GED so far comes back with the
+  checkpoint, and the config fields changed since the workdir's config.json
+  are listed."""
+  state, meta = run_dir.restore_newest_good(checkpoints, run.model, run.optimizer,
+                                            run.image_size, warn=_say)
+  if state is None:
+    return create_train_state(run.model, run.optimizer, jax.random.key(run.loop.seed),
+                              (1, run.image_size, run.image_size, 1)), 0
+  start = int(state.step)
   if validator is not None:
     validator.best_ged = float(meta.get('best_validation_ged') or np.inf)
   writer.truncate_after(start)
-  print(f'Resumed from step {start} in {checkpoints.directory}.')
+  _say(f'Resumed from step {start} in {checkpoints.directory}.')
+  for name, (old, new) in changes.items():
+    _say(f'  changed since the workdir\'s config.json: {name} {old!r} -> {new!r}')
+  if start >= run.loop.num_steps:
+    _say(f'The run is finished: step {start} of train.num_steps={run.loop.num_steps}; '
+         'nothing to train (raise --config.train.num_steps to train on).')
   return state, start
+
+
+def _say(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, flush=True)
 
 
 # ----------------------------------------------------------------------------
@@ -182,22 +217,74 @@ class Due(NamedTuple):
   log: bool
   save: bool
   validate: bool
-  stop_early: bool      # The time limit was reached before train.num_steps.
+  stop_early: bool      # Out of time, or a signal, before train.num_steps.
 
   @property
   def anything(self) -> bool:
     return self.log or self.save or self.validate
 
 
-def what_is_due(done: int, loop: LoopSettings, out_of_time: bool) -> Due:
+def what_is_due(done: int, loop: LoopSettings, out_of_time: bool, stop: bool = False) -> Due:
   """After `done` steps: log every log_every, save every checkpoint_every,
   validate every eval_every (if on), and all three at the last step, which is
-  train.num_steps or the first step past the time limit."""
+  train.num_steps or the first step past the time limit. On a stop signal:
+  log and save at once, without validating."""
   at_end = done == loop.num_steps or out_of_time
-  return Due(log=done % loop.log_every == 0 or at_end,
-             save=done % loop.checkpoint_every == 0 or at_end,
+  return Due(log=done % loop.log_every == 0 or at_end or stop,
+             save=done % loop.checkpoint_every == 0 or at_end or stop,
              validate=bool(loop.eval_every) and (done % loop.eval_every == 0 or at_end),
-             stop_early=out_of_time and done < loop.num_steps)
+             stop_early=(out_of_time or stop) and done < loop.num_steps)
+
+
+class StopOnSignal:
+  """Ctrl-C (SIGINT) and SIGTERM (a scheduler's preemption) ask the loop to
+  finish the step in flight, save a checkpoint there and stop; `reraise()`
+  then ends the process as the signal would have (KeyboardInterrupt; exit
+  status 143 for SIGTERM). With several processes the request is shared at
+  the next log step (every process must join the same save)."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.requested: Optional[int] = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt   # A second Ctrl-C: stop now.
+    self.requested = signum
+
+  def now(self, done: int, loop: LoopSettings) -> bool:
+    """Whether to stop after step `done` (the same answer on every process)."""
+    if jax.process_count() == 1:
+      return self.requested is not None
+    if done % loop.log_every and done != loop.num_steps:
+      return False
+    from jax.experimental import multihost_utils
+    flags = multihost_utils.process_allgather(np.int32(self.requested or 0))
+    self.requested = self.requested or (int(np.max(flags)) or None)
+    return self.requested is not None
+
+  def describe(self) -> str:
+    return f'{signal.Signals(self.requested).name} received'
+
+  def reraise(self) -> None:
+    if self.requested == signal.SIGINT:
+      raise KeyboardInterrupt
+    if self.requested == signal.SIGTERM:
+      raise SystemExit(128 + signal.SIGTERM)
 
 
 class Deadline:
@@ -286,9 +373,9 @@ class Validator:
   split) that keeps the checkpoint with the best GED in `best/`."""
 
   def __init__(self, sampler, source, image_size: int, loop: LoopSettings,
-               batch_size: int, checkpoint: run_dir.Checkpointer, is_chief: bool):
+               batch_size: int, checkpoint: run_dir.Checkpointer):
     self.sampler, self.source, self.image_size = sampler, source, image_size
-    self.loop, self.batch_size, self.is_chief = loop, batch_size, is_chief
+    self.loop, self.batch_size = loop, batch_size
     self.checkpoint = checkpoint
     self.best_ged = np.inf     # Restored with a resumed checkpoint's meta.
     self.best_step: Optional[int] = checkpoint.latest_step()
@@ -302,9 +389,10 @@ class Validator:
         num_examples=self.loop.eval_num_examples or None,
         batch_size=self.batch_size, seed=self.loop.seed)
     ged = values[f'ged{self.loop.eval_num_samples}']
-    if self.is_chief and ged < self.best_ged:
+    if ged < self.best_ged:   # Every process computes the same GED and joins the save.
       self.best_ged = ged
-      self.checkpoint.save(step, _host_tree(rstate), dict(_meta(self), validation=values))
+      self.checkpoint.save(step, checked_tree(rstate, step, self.checkpoint),
+                           dict(_meta(self), validation=values))
       self.best_step = step
     return {f'validation/{k}': v for k, v in values.items()}
 
@@ -332,5 +420,16 @@ def unreplicate(tree):
   return jax.tree.map(lambda x: x[0], tree)
 
 
-def _host_tree(rstate: TrainState) -> dict:
-  return run_dir.state_to_tree(unreplicate(rstate))
+def checked_tree(rstate: TrainState, step: int, checkpoints: run_dir.Checkpointer) -> dict:
+  """The checkpoint tree of the replicated state, on the host, after checking
+  that every parameter and optimiser value is finite: a non-finite state is
+  never saved as good, whatever the logged loss terms said."""
+  tree = jax.device_get(run_dir.state_to_tree(unreplicate(rstate)))
+  for path, value in jax.tree_util.tree_leaves_with_path(tree):
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+      raise NonFiniteLossError(
+          f'step {step}: {jax.tree_util.keystr(path)} has non-finite values; not saved, '
+          f'training stopped. The newest good checkpoint is step '
+          f'{checkpoints.latest_step()} in {checkpoints.directory}.')
+  return tree

@@ -80,6 +80,11 @@ def test_hosts_read_disjoint_shards_that_make_up_the_global_batch():
     assert hosts[0].batch(step).images.shape == (2, 2, 8, 8, 1)
     assert not set(shards[0]) & set(shards[1])
     assert sorted(np.concatenate(shards)) == sorted(example_ids(single.batch(step)))
+    # In device order: host h holds what devices 2h, 2h + 1 of one host would,
+    # with the same augmentations.
+    wide = pipeline.train_batches(source, batch_size=8, num_devices=4, image_size=8, seed=0)
+    np.testing.assert_array_equal(
+        np.concatenate([h.batch(step).images for h in hosts]), wide.batch(step).images)
 
 
 def test_one_annotation_is_drawn_at_random_per_image_and_step():

@@ -136,8 +136,8 @@ def train_batches(source, *, batch_size: int, num_devices: int, image_size: int,
   per image per step, augmented, batched as [D, P, ...] for pmap.
 
   `batch_size` is global (all hosts and devices). Global batch k holds
-  elements k*G .. (k+1)*G - 1 of the shuffled stream; host h reads every
-  host_count-th of them, starting at h.
+  elements k*G .. (k+1)*G - 1 of the shuffled, augmented stream; host h reads
+  the h-th contiguous block of G / host_count of them.
   """
   if len(source) == 0:
     raise ValueError('The training source is empty.')
@@ -158,12 +158,26 @@ def train_batches(source, *, batch_size: int, num_devices: int, image_size: int,
   ds = (grain.MapDataset.range(len(source))
         .shuffle(seed=seed)
         .repeat()
-        .map(lambda i: (i, source[i])))
-  ds = ds[host_index::host_count]
-  ds = (ds.random_map(transform, seed=seed + 1)
-        .batch(num_devices * per_device)
-        .map(to_batch))
+        .map(lambda i: (i, source[i]))
+        .random_map(transform, seed=seed + 1))   # Seeded by the global position.
+  if host_count > 1:
+    ds = _host_shard(ds, host_index, host_count, batch_size)
+  ds = ds.batch(num_devices * per_device).map(to_batch)
   return TrainBatches(dataset=ds, num_devices=num_devices, per_device_batch=per_device)
+
+
+def _host_shard(ds, host_index: int, host_count: int, batch_size: int):
+  """Host h's part of every global batch: its h-th contiguous block, so that
+  host h's devices get the examples that devices h * D .. (h + 1) * D - 1 of
+  one host would get (the same examples and augmentations per global device,
+  hence the same training as on one host with all the devices)."""
+  per_host = batch_size // host_count
+
+  def global_position(j: int) -> int:
+    step, offset = divmod(j, per_host)
+    return step * batch_size + host_index * per_host + offset
+
+  return grain.MapDataset.range(len(ds) // host_count).map(lambda j: ds[global_position(j)])
 
 
 def eval_example(example: dict, image_size: int):

@@ -1,0 +1,113 @@
+"""Multi-process training for real: two CPU processes on localhost (one device
+each, jax.distributed with gloo) train the tiny config into one workdir.
+Their parameters equal those of one process with two devices, and killing
+both and starting both again resumes."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+
+from hpu_jax import train
+from hpu_jax import workdir as run_dir
+
+from helpers import ROOT, tiny_config
+
+WORKER = textwrap.dedent('''
+    import os, sys, signal
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    import jax
+    from helpers import tiny_config
+    from hpu_jax import train
+
+    config = tiny_config(num_steps=4)
+    config.train.distributed = True
+    config.train.coordinator_address = '127.0.0.1:{port}'
+    config.train.num_processes = 2
+    config.train.process_id = {process_id}
+
+    def die(step):
+      if {die_at} and step == {die_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    result = train.train(config, {workdir!r}, on_checkpoint=die)
+    leaves = [np.asarray(x) for x in jax.tree.leaves(result.state.params)]
+    np.savez({out!r}, *leaves)
+    print('step', int(result.state.step), 'devices', jax.device_count(), flush=True)
+''')
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def run_two_processes(tmp_path, workdir, die_at=0, timeout=600):
+  """Starts processes 0 and 1; returns their CompletedProcess-like results."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)   # One CPU device per process.
+  port = free_port()
+  procs = []
+  for process_id in (0, 1):
+    script = WORKER.format(tests=os.path.join(ROOT, 'tests'), port=port,
+                           process_id=process_id, die_at=die_at, workdir=workdir,
+                           out=str(tmp_path / f'params_{process_id}.npz'))
+    procs.append(subprocess.Popen([sys.executable, '-c', script], env=env, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  deadline = time.time() + timeout
+  results = []
+  try:
+    for proc in procs:
+      out, err = proc.communicate(timeout=max(1, deadline - time.time()))
+      results.append((proc.returncode, out, err))
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  return results
+
+
+def load_params(path):
+  with np.load(path) as f:
+    return [f[f'arr_{i}'] for i in range(len(f.files))]
+
+
+def test_two_processes_train_like_one_process_with_two_devices_and_resume(tmp_path):
+  assert jax.local_device_count() == 2      # The reference: 2 fake devices here.
+  reference = train.train(tiny_config(num_steps=4), str(tmp_path / 'one'))
+  expected = [np.asarray(x) for x in jax.tree.leaves(reference.state.params)]
+
+  workdir = str(tmp_path / 'two')
+  start = time.perf_counter()
+  results = run_two_processes(tmp_path, workdir)
+  two_process_s = time.perf_counter() - start
+  for code, out, err in results:
+    assert code == 0, err[-3000:]
+    assert 'step 4 devices 2' in out, out
+  for process_id in (0, 1):
+    got = load_params(tmp_path / f'params_{process_id}.npz')
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert run_dir.latest_checkpoints(workdir).steps() == [2, 4]
+  print(f'two processes: {two_process_s:.1f} s')
+
+  # Killed (SIGKILL) right after the checkpoint of step 2, then both again.
+  killed = str(tmp_path / 'killed')
+  results = run_two_processes(tmp_path, killed, die_at=2)
+  assert [code for code, _, _ in results] == [-signal.SIGKILL] * 2, results[0][2][-3000:]
+  assert run_dir.latest_checkpoints(killed).steps() == [2]
+  results = run_two_processes(tmp_path, killed)
+  for code, out, err in results:
+    assert code == 0, err[-3000:]
+    assert 'step 4' in out
+  resumed = load_params(tmp_path / 'params_0.npz')
+  for a, b in zip(resumed, expected):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
