@@ -25,6 +25,7 @@ setup(
         'pillow>=9.1',             # PNG decoding (LIDC formats) and GIFs.
         'matplotlib>=3.6',         # Evaluation pictures.
         'tqdm>=4.60',              # Progress bars.
+        'pydicom>=2.4',            # Raw LIDC-IDRI CT series (DICOM), lidc_raw.
     ],
     extras_require={'test': ['pytest>=7', 'nbclient>=0.7', 'nbformat>=5',
                              'ipykernel>=6']},
