@@ -1,6 +1,6 @@
 """LIDC data sets: prepare once with `tensorflow_datasets`, read without TF.
 
-Three source formats, one prepared form:
+Four source formats, one prepared form:
 
 =============  ==========================================  ===========  =====
 format         source                                      splits       size
@@ -8,6 +8,9 @@ format         source                                      splits       size
 lidc_slices    LIDC-IDRI slices PNGs (.tar.gz or folder)   by patient   128
 lidc_crops     DeepMind's crops: train/val/test.tar.gz     archives'    180
 lidc_pickle    PHiSeg / PyTorch ports' data_lidc.pickle    by series    128
+lidc_raw       TCIA's LIDC-IDRI: DICOM + XML, made into    by patient   180
+               crops by the HPU-Net's rules, then read
+               as lidc_crops
 =============  ==========================================  ===========  =====
 
 Each prepared example: image uint8 [H, W]; masks uint8 [4, H, W] with values
@@ -24,6 +27,9 @@ skipped are in the builder's metadata (`metadata.json` there).
 
 Command line: `python scripts/prepare_data.py --format lidc_slices
 --manual_dir /path/to/LIDC-IDRI-slices --data_dir /path/to/tensorflow_datasets`.
+From TCIA's raw LIDC-IDRI (DICOM + XML): `--format lidc_raw --manual_dir
+/path/to/LIDC-IDRI`; its crops go to `<data_dir>/lidc_raw_crops` (or
+`--crops_dir`), then are prepared as `lidc_crops` would prepare them.
 
 Bad input raises `LidcDataError` naming the file and what was expected; with
 `skip_bad_examples=True` bad examples are skipped and listed in the report.
@@ -39,6 +45,18 @@ The files of this package, each responsible for one thing:
   crops.py         DeepMind's LIDC crops format (train / val / test archives)
                    and its evaluation centre crop.
   pickle_file.py   the PHiSeg / PyTorch ports' pickle format.
+  raw.py           raw LIDC-IDRI (DICOM + XML): the crops step over all
+                   patients (tree, split, workers, done-markers) and the
+                   `LidcRaw` builder (`lidc_crops` read from those crops).
+  raw_prepare.py   `prepare_raw`: both steps with their own settings.
+  raw_patient.py   one patient's series folders -> crops and counts.
+  raw_xml.py       one XML file of readings (readers, outlines, exclusions).
+  raw_dicom.py     one DICOM series (checks, SliceLocation rule, HU), the
+                   0.5 mm resampling and the HU window.
+  raw_masks.py     polygon filling (boundary included), exclusions as holes.
+  raw_crops.py     abnormalities (overlapping boxes), centred crops and the
+                   crops layout's file names.
+  raw_report.py    `RawCounts`: what the crops step found and filtered.
   tfds_builder.py  `LidcBuilder`, the TFDS builder base of the three formats:
                    features, metadata, bad-example handling.
   plan.py          what a format hands the builder: `SplitPlan`, `Candidate`,
@@ -66,6 +84,10 @@ from hpu_jax.data.lidc.pickle_file import PICKLE_SIZE, LidcPickle
 from hpu_jax.data.lidc.plan import BadExample
 from hpu_jax.data.lidc.prepared import (PREPARE_COMMAND, builder, is_prepared,
                                         load_source, prepare)
+from hpu_jax.data.lidc.raw import LidcRaw, write_raw_crops
+from hpu_jax.data.lidc.raw_dicom import DEFAULT_HU_WINDOW, parse_hu_window
+from hpu_jax.data.lidc.raw_prepare import prepare_raw
+from hpu_jax.data.lidc.raw_report import RawCounts
 from hpu_jax.data.lidc.report import PrepareReport
 from hpu_jax.data.lidc.slices import SLICES_SIZE, LidcSlices
 from hpu_jax.data.lidc.source import LidcSource
@@ -80,5 +102,7 @@ __all__ = [
     'LidcNotPreparedError', 'find_data_error', 'split_patients',
     'center_crop', 'crops_eval_crop', 'CROPS_SIZE', 'CROPS_EVAL_MARGIN',
     'CROPS_EVAL_SIZE', 'CROPS_TRAIN_CROP', 'SLICES_SIZE', 'PICKLE_SIZE',
-    'LidcBuilder', 'LidcSlices', 'LidcCrops', 'LidcPickle',
+    'LidcBuilder', 'LidcSlices', 'LidcCrops', 'LidcPickle', 'LidcRaw',
+    'prepare_raw', 'write_raw_crops', 'RawCounts', 'DEFAULT_HU_WINDOW',
+    'parse_hu_window',
 ]

@@ -1,4 +1,4 @@
-"""The registry of the three LIDC formats: their names and builders.
+"""The registry of the four LIDC formats: their names and builders.
 
 `FORMATS` is the one list of format names (each builder's `FORMAT`, e.g.
 'lidc_slices', which is also its TFDS name); `BUILDERS` maps each to its
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from hpu_jax.data.lidc.crops import LidcCrops
 from hpu_jax.data.lidc.pickle_file import LidcPickle
+from hpu_jax.data.lidc.raw import LidcRaw
 from hpu_jax.data.lidc.slices import LidcSlices
 from hpu_jax.data.lidc.tfds_builder import LidcBuilder
 
 BUILDERS: dict[str, type[LidcBuilder]] = {
-    cls.FORMAT: cls for cls in (LidcSlices, LidcCrops, LidcPickle)}
+    cls.FORMAT: cls for cls in (LidcSlices, LidcCrops, LidcPickle, LidcRaw)}
 FORMATS: tuple[str, ...] = tuple(BUILDERS)
 IMAGE_SIZES: dict[str, tuple[int, int]] = {
     fmt: cls.IMAGE_SIZE for fmt, cls in BUILDERS.items()}
