@@ -132,7 +132,21 @@ def _synthetic_source(data_cfg, split: str):
 
 def data_source(data_cfg, split: str):
   """The random-access source of one split named by the data config. LIDC
-  formats are prepared from `data.dir` into `data.prepared_dir` on first use."""
+  formats are prepared from `data.dir` into `data.prepared_dir` on first use.
+  An empty training split is an error naming the field that made it empty."""
+  source = _data_source(data_cfg, split)
+  if split == 'train' and len(source) == 0:
+    if str(data_cfg.name) == SYNTHETIC:
+      field = f'data.synthetic.num_train={data_cfg.synthetic.num_train}'
+    else:
+      field = (f'data.dir={str(data_cfg.dir)!r} (prepared in '
+               f'data.prepared_dir={str(data_cfg.prepared_dir)!r})')
+    raise ValueError(f'{field}: the training split is empty; expected at least one '
+                     'training example.')
+  return source
+
+
+def _data_source(data_cfg, split: str):
   name = str(data_cfg.name)
   _check_data_name(name)
   if name == SYNTHETIC:

@@ -28,6 +28,11 @@ def load(workdir: str, which: str = 'latest', step: Optional[int] = None) -> Loa
   (`which='latest'`, or a given `step`) or its best by validation GED."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
   config = run_dir.load_config(workdir)
+  if which == 'best' and not config.train.get('eval_every', 0):
+    raise FileNotFoundError(
+        f'{workdir} has no best checkpoint: validation was off in its run '
+        '(train.eval_every=0), and the best checkpoint is the one with the best '
+        "validation GED. Load which='latest' (--which latest) instead.")
   checkpoints = run_dir.open_checkpoints(workdir, which)
   model = configuration.build_model(config.model)
   state, meta = run_dir.restore_state(checkpoints, model, configuration.optimizer(config.train),

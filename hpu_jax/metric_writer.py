@@ -6,6 +6,7 @@ process 0 writes; other hosts get a writer that does nothing.
 import json
 import math
 import os
+import warnings
 from typing import Dict, Optional
 
 from hpu_jax.workdir import METRICS_FILE, TENSORBOARD_DIR
@@ -56,7 +57,20 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str, path: Optional[str] = None):
-  """The JSON-lines records of a workdir, as a list of dicts."""
+  """The JSON-lines records of a workdir, as a list of dicts. A line that is
+  not a whole record (a write torn by a kill) is dropped with a warning."""
   path = path or os.path.join(workdir, METRICS_FILE)
+  records = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get('step'), int):
+          raise ValueError('no integer "step"')
+      except ValueError as e:
+        warnings.warn(f'{path}, line {number}: not a metrics record ({e}); dropped.')
+        continue
+      records.append(record)
+  return records

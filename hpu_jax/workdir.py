@@ -10,6 +10,8 @@
 | `report.json` | evaluate | every metric, N, the split, the checkpoint step, the conventions |
 | `samples_grid.png` | evaluate | image, annotations, samples and standard-deviation maps |
 | `samples_by_mode.gif` | evaluate | samples under full / local-only / global-only sampling |
+| `lock` | train | held while a run is live: its pid and host |
+| `damaged/` | train | checkpoints that failed to restore, moved aside (never deleted) |
 
 A checkpoint holds the whole `TrainState` as a pytree (`state_to_tree`: the
 typed PRNG key stored as its raw data) and a small JSON dict (`meta`: the
@@ -18,9 +20,12 @@ a temporary directory and renames it into place once every file is written,
 so a process killed during a save leaves the previous checkpoints untouched
 and restorable (the half-written directory is ignored and cleaned up later).
 """
+import fcntl
 import json
 import os
-from typing import Any, Optional, Tuple
+import socket
+import time
+from typing import Any, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +45,8 @@ BEST_DIR = 'best'
 REPORT_FILE = 'report.json'
 GRID_FILE = 'samples_grid.png'
 GIF_FILE = 'samples_by_mode.gif'
+LOCK_FILE = 'lock'             # Held by the live run (pid and host inside).
+DAMAGED_DIR = 'damaged'        # Checkpoints that failed to restore, moved aside.
 WHICH = ('latest', 'best')     # The two checkpoint directories, by name.
 
 
@@ -149,6 +156,10 @@ class Checkpointer:
         meta=ocp.args.JsonRestore()))
     return dict(restored['meta'])
 
+  def reload(self) -> None:
+    """Re-reads the directory (after a step was moved away)."""
+    self._manager.reload()
+
   def close(self) -> None:
     self._manager.close()
 
@@ -180,3 +191,129 @@ def restore_state(checkpoints: Checkpointer, model: Model,
   """The TrainState and meta of checkpoint `step` (default: the newest)."""
   tree, meta = checkpoints.restore(abstract_state_tree(model, optimizer, image_size), step)
   return tree_to_state(tree), meta
+
+
+def restore_newest_good(checkpoints: Checkpointer, model: Model,
+                        optimizer: optax.GradientTransformation, image_size: int,
+                        warn=print) -> Tuple[Optional[TrainState], dict]:
+  """The newest checkpoint that restores, as (state, meta); (None, {}) when
+  there is none. A damaged one (a truncated file, a missing item, an empty
+  step folder) is moved aside into `damaged/` with a warning naming it, so
+  that the run resumes from the newest good one and later saves of that step
+  do not collide with it; nothing is deleted. If checkpoints exist but none
+  restores, it raises rather than start from scratch."""
+  steps = sorted(checkpoints.steps(), reverse=True)
+  failures = []
+  for step in steps:
+    try:
+      return restore_state(checkpoints, model, optimizer, image_size, step)
+    except Exception as e:  # noqa: BLE001  Orbax raises many kinds on bad files.
+      where = os.path.join(checkpoints.directory, str(step))
+      failures.append(f'{where}: {type(e).__name__}: {str(e).splitlines()[0][:200]}')
+      if jax.process_index() == 0:
+        moved = _move_aside(checkpoints.directory, step)
+        warn(f'Warning: checkpoint {where} is damaged ({type(e).__name__}); moved to '
+             f'{moved}; trying the one before it.')
+      checkpoints.reload()
+  if failures:
+    raise RuntimeError('No checkpoint in this workdir could be restored, so the run '
+                       'stops instead of starting from scratch:\n  ' + '\n  '.join(failures))
+  return None, {}
+
+
+def _move_aside(directory: str, step: int) -> str:
+  damaged = os.path.join(os.path.dirname(directory), DAMAGED_DIR)
+  os.makedirs(damaged, exist_ok=True)
+  target = os.path.join(damaged, f'{os.path.basename(directory)}-{step}-{int(time.time())}')
+  os.replace(os.path.join(directory, str(step)), target)
+  return target
+
+
+# ----------------------------------------------------------------------------
+# Resuming with another config.
+
+# Fields whose change makes a checkpoint unusable (shapes or meaning of the
+# parameters); any other change is allowed on resume and reported.
+ARCHITECTURE_FIELDS = ('model.num_classes', 'model.latent_dims', 'model.channels_per_block',
+                       'model.down_channels_per_block', 'model.convs_per_block',
+                       'model.blocks_per_level', 'model.prior_components')
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + '.'))
+    else:
+      flat[name] = tuple(value) if isinstance(value, list) else value
+  return flat
+
+
+def config_changes(saved: ml_collections.ConfigDict,
+                   current: ml_collections.ConfigDict) -> Dict[str, Tuple[Any, Any]]:
+  """{field: (value in the workdir, value now)} for every field that differs."""
+  old, new = _flatten(saved.to_dict()), _flatten(current.to_dict())
+  defaults = {'model.prior_components': 1}   # Older config.json files lack it.
+  changes = {}
+  for name in sorted(set(old) | set(new)):
+    a, b = old.get(name, defaults.get(name)), new.get(name, defaults.get(name))
+    if a != b:
+      changes[name] = (a, b)
+  return changes
+
+
+def check_resume_config(workdir: str, config: ml_collections.ConfigDict) -> Dict[str, Tuple[Any, Any]]:
+  """Compares `config` with the workdir's config.json (if any): raises
+  ValueError naming every architecture field that differs, before anything
+  is written; returns the other changes (allowed on resume)."""
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    return {}
+  changes = config_changes(load_config(workdir), config)
+  bad = {k: v for k, v in changes.items() if k in ARCHITECTURE_FIELDS}
+  if bad:
+    lines = '\n  '.join(f'{k}: {a!r} in the workdir, {b!r} now' for k, (a, b) in bad.items())
+    raise ValueError(f'{workdir} holds a run of another architecture; its checkpoints '
+                     f'cannot be resumed with this config:\n  {lines}\nUse a new '
+                     '--workdir, or the workdir\'s own values.')
+  return changes
+
+
+# ----------------------------------------------------------------------------
+# One live run per workdir.
+
+class WorkdirLock:
+  """An exclusive lock on a workdir (`lock`, holding the holder's pid and
+  host), taken with flock so that the kernel releases it when the holder
+  dies: the lock of a killed run is stale and simply taken over."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._fd = None
+
+  def acquire(self) -> 'WorkdirLock':
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.read(fd, 4096).decode(errors='replace').strip() or 'unknown'
+      os.close(fd)
+      raise RuntimeError(f'{os.path.dirname(self.path)} is in use by a live run ({holder}); '
+                         'wait for it to end or use another --workdir.') from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({'pid': os.getpid(), 'host': socket.gethostname()}).encode())
+    os.fsync(fd)
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()

@@ -366,6 +366,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app
+  from hpu_jax import cli
   define_flags()
-  app.run(main)
+  cli.run(main)

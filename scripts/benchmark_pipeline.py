@@ -15,11 +15,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hpu_jax import configuration  # noqa: E402
+from hpu_jax import cli, configuration  # noqa: E402
 from hpu_jax.data import pipeline  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Config file.')
@@ -55,4 +55,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  cli.run(main)

@@ -13,11 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import hpu_jax  # noqa: E402
-from hpu_jax import evaluate  # noqa: E402
+from hpu_jax import cli, evaluate  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Optional config (default: the workdir\'s).')
 flags.DEFINE_string('workdir', None, 'The training workdir.')
@@ -42,4 +42,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -167,6 +167,8 @@ def test_every_shipped_config_validates_and_gives_its_command(name):
     ('loss.loss_type', 'mse', 'mse'),
     ('train.time_limit_minutes', -1.0, 'time_limit_minutes=-1.0'),
     ('data.num_threads', 0, 'data.num_threads=0'),
+    ('train.learning_rate', float('inf'), 'train.learning_rate=inf: expected a positive, finite'),
+    ('train.learning_rate', float('nan'), 'train.learning_rate=nan'),
 ])
 def test_invalid_configs_fail_before_anything_is_built(tmp_path, field, value, match):
   config = tiny_config()
