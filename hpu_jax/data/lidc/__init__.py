@@ -57,8 +57,9 @@ The files of this package, each responsible for one thing:
   raw_crops.py     abnormalities (overlapping boxes), centred crops and the
                    crops layout's file names.
   raw_report.py    `RawCounts`: what the crops step found and filtered.
-  tfds_builder.py  `LidcBuilder`, the TFDS builder base of the three formats:
-                   features, metadata, bad-example handling.
+  tfds_builder.py  `LidcBuilder`, the TFDS builder base of the formats
+                   (`LidcRaw` through `LidcCrops`): features, metadata,
+                   bad-example handling.
   plan.py          what a format hands the builder: `SplitPlan`, `Candidate`,
                    `BadExample`.
   split.py         the deterministic patient split (`split_patients`,

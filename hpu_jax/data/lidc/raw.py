@@ -20,7 +20,10 @@ patient is the folder two levels up (`<patient>/<study>/<series>/`, as TCIA's
 NBIA Data Retriever writes it, at any depth, e.g. under
 `manifest-*/LIDC-IDRI/`). Per patient: raw_patient.py. Patients run in
 parallel in `num_workers` processes (default: all cores; 1 runs them in this
-process), with a progress bar.
+process), with a progress bar. The workers are started by "spawn", not
+"fork" (a process that imported JAX is multithreaded, and forking it can
+deadlock), so a script calling this needs the usual
+`if __name__ == '__main__':` guard; scripts/prepare_data.py has it.
 
 Re-runs. `<crops_dir>/lidc_raw_crops.json` records the settings (HU window,
 each patient's split) and a re-run with other settings stops with an error
@@ -145,6 +148,13 @@ def _run(jobs: list[PatientJob], num_workers: int, progress: bool
         result = future.result()
         bar.update()
         yield futures[future], result
+    except concurrent.futures.process.BrokenProcessPool as exc:
+      raise RuntimeError(
+          'a worker process died or could not start. Worker processes are '
+          'started by "spawn": they import the calling script again, so a '
+          'script calling this must do so under `if __name__ == '
+          '"__main__":` (or pass num_workers=1 to run in this process)'
+      ) from exc
     finally:
       pool.shutdown(wait=True, cancel_futures=True)
 

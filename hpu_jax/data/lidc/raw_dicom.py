@@ -89,8 +89,9 @@ class CtSeries:
     try:
       pixels = ds.pixel_array
     except Exception as exc:   # pydicom raises many types for bad pixels.
-      raise data_error(s.path, f'pixel data not decodable ({type(exc).__name__}'
-                       f': {exc})', DICOM_EXPECTED) from exc
+      raise data_error(s.path, 'pixel data not decodable '
+                       f'({type(exc).__name__}: {exc})',
+                       DICOM_EXPECTED) from exc
     if pixels.shape != self.shape:
       raise data_error(s.path, f'pixel data of shape {pixels.shape}',
                        f'Rows x Columns = {self.shape}')
@@ -102,8 +103,8 @@ def _dcmread(path: str):
   try:
     return pydicom.dcmread(path)
   except Exception as exc:   # InvalidDicomError, EOFError, struct errors...
-    raise data_error(path, f'unreadable or truncated DICOM ({type(exc).__name__}'
-                     f': {exc})', DICOM_EXPECTED) from exc
+    raise data_error(path, 'unreadable or truncated DICOM '
+                     f'({type(exc).__name__}: {exc})', DICOM_EXPECTED) from exc
 
 
 def _required(ds, path: str, keyword: str, count: int | None = None):
