@@ -16,8 +16,6 @@ JAX_NUM_PROCESSES, JAX_PROCESS_ID environment variables, or a cluster JAX
 detects); `jax.distributed.initialize()` runs first, each host reads its own
 shard of every global batch, and only process 0 writes logs and checkpoints.
 """
-import signal
-import threading
 import time
 from typing import Callable, NamedTuple, Optional, Tuple
 
@@ -35,6 +33,7 @@ from hpu_jax.losses import LossConfig
 from hpu_jax.metric_writer import MetricWriter
 from hpu_jax.model import Model
 from hpu_jax.sampling import make_sampler
+from hpu_jax.stopping import Deadline, StopOnSignal
 from hpu_jax.train_step import TrainState, create_train_state, make_train_step
 
 AXIS = 'batch'
@@ -89,7 +88,7 @@ def train(config, workdir: str,
 
 
 def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, validator,
-          writer: MetricWriter, stop: 'StopOnSignal', on_checkpoint) -> TrainState:
+          writer: MetricWriter, stop: StopOnSignal, on_checkpoint) -> TrainState:
   """Steps `start` .. train.num_steps; returns the final state on the host."""
   loop, is_chief = run.loop, jax.process_index() == 0
   p_step = jax.pmap(make_train_step(run.model, run.optimizer, run.loss, axis_name=AXIS,
@@ -109,7 +108,7 @@ def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, val
       pending.add(done, metrics)
       meter.count()
       progress.update(1)
-      due = what_is_due(done, loop, out_of_time=clock.passed(), stop=stop.now(done, loop))
+      due = what_is_due(done, loop, out_of_time=clock.passed(), stop=stop.now(done, loop.log_every, loop.num_steps))
       if not due.anything:
         continue
       scalars = train_scalars(pending.read(checkpoints), meter, progress)
@@ -234,67 +233,6 @@ def what_is_due(done: int, loop: LoopSettings, out_of_time: bool, stop: bool = F
              save=done % loop.checkpoint_every == 0 or at_end or stop,
              validate=bool(loop.eval_every) and (done % loop.eval_every == 0 or at_end),
              stop_early=(out_of_time or stop) and done < loop.num_steps)
-
-
-class StopOnSignal:
-  """Ctrl-C (SIGINT) and SIGTERM (a scheduler's preemption) ask the loop to
-  finish the step in flight, save a checkpoint there and stop; `reraise()`
-  then ends the process as the signal would have (KeyboardInterrupt; exit
-  status 143 for SIGTERM). With several processes the request is shared at
-  the next log step (every process must join the same save)."""
-
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __init__(self):
-    self.requested: Optional[int] = None
-    self._previous = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in self.SIGNALS:
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.requested is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt   # A second Ctrl-C: stop now.
-    self.requested = signum
-
-  def now(self, done: int, loop: LoopSettings) -> bool:
-    """Whether to stop after step `done` (the same answer on every process)."""
-    if jax.process_count() == 1:
-      return self.requested is not None
-    if done % loop.log_every and done != loop.num_steps:
-      return False
-    from jax.experimental import multihost_utils
-    flags = multihost_utils.process_allgather(np.int32(self.requested or 0))
-    self.requested = self.requested or (int(np.max(flags)) or None)
-    return self.requested is not None
-
-  def describe(self) -> str:
-    return f'{signal.Signals(self.requested).name} received'
-
-  def reraise(self) -> None:
-    if self.requested == signal.SIGINT:
-      raise KeyboardInterrupt
-    if self.requested == signal.SIGTERM:
-      raise SystemExit(128 + signal.SIGTERM)
-
-
-class Deadline:
-  """`passed()` once `minutes` of wall-clock time have gone (never if 0)."""
-
-  def __init__(self, minutes: float):
-    self.at = time.monotonic() + 60.0 * minutes if minutes > 0 else None
-
-  def passed(self) -> bool:
-    return self.at is not None and time.monotonic() >= self.at
 
 
 # ----------------------------------------------------------------------------
