@@ -10,11 +10,18 @@ from hpu_jax.sampling import make_reconstructor, make_sampler
 from hpu_jax.train_step import TrainState, create_train_state, make_train_step
 
 
-def load(workdir: str, which: str = 'latest', step=None):
-  """Config, params, model and jitted sampler of a training workdir; see
-  hpu_jax.loading.load."""
+def load(path_or_workdir: str, which: str = 'latest', step=None):
+  """Config, params, model and jitted sampler of a training workdir or of a
+  file `export` wrote; see hpu_jax.loading.load."""
   from hpu_jax.loading import load as _load
-  return _load(workdir, which, step)
+  return _load(path_or_workdir, which, step)
+
+
+def export(workdir: str, path: str, which: str = 'latest', step=None) -> str:
+  """Writes a workdir checkpoint's model (parameters, config, metadata) to one
+  portable .npz file; see hpu_jax.export_file.export."""
+  from hpu_jax.export_file import export as _export
+  return _export(workdir, path, which, step)
 
 
 __version__ = '0.1.0'
