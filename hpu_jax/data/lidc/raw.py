@@ -175,6 +175,9 @@ def write_raw_crops(manual_dir: str | os.PathLike[str],
   if not manual_dir.is_dir():
     raise data_error(str(manual_dir), 'not a folder', RAW_LAYOUT)
   lo, hi = (float(v) for v in hu_window)
+  if not lo < hi:
+    raise ValueError(f'hu_window={tuple(hu_window)}: expected (min, max) HU '
+                     'with min < max')
   patients = find_patients(manual_dir)
   splits = split_patients(patients, where=str(manual_dir))
   split_of = {p: s for s, ps in splits.items() for p in ps}

@@ -21,8 +21,9 @@ LIDC schema (namespace http://www.nih.gov). `read_readings(path)` returns
   `nonNodule` marks are dropped, counted (`non_nodules`).
 - rois. Each keeps its `imageSOP_UID` (which slice), its `imageZposition` as
   written (stripped of blanks; it names the crop file), `inclusion` (TRUE: a
-  region of the nodule; FALSE: an exclusion, a region cut out of it) and its
-  edgeMap points as (x, y) = (column, row) pixel indices of the slice.
+  region of the nodule; FALSE: an exclusion, a region cut out of it; a roi
+  without it is an inclusion) and its edgeMap points as (x, y) = (column,
+  row) pixel indices of the slice.
 
 Parsing is the standard library's `xml.etree`. Every problem raises
 `LidcDataError` naming the file, the reading session and the nodule.
