@@ -50,7 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.kl_free_nats_steps = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'synthetic' (built in), 'lidc_slices', 'lidc_crops' or 'lidc_pickle'.
+  # 'synthetic' (built in) or a LIDC format: 'lidc_raw', 'lidc_slices',
+  # 'lidc_crops', 'lidc_pickle' (docs/data.md).
   config.data.name = 'synthetic'
   # Where the downloaded LIDC files are (the TFDS manual dir); unused for
   # synthetic. Prepared once into prepared_dir, then read from there.

@@ -103,7 +103,7 @@ def run(argv: Sequence[str]) -> int:
                             skip_bad_examples=SKIP_BAD_EXAMPLES.value)
   except lidc.LidcDataError as exc:
     print(f'error: {exc}', file=sys.stderr)
-    if not SKIP_BAD_EXAMPLES.value:
+    if lidc.is_skippable(exc) and not SKIP_BAD_EXAMPLES.value:
       print('(rerun with --skip_bad_examples to skip bad examples and list '
             'them)', file=sys.stderr)
     return 1

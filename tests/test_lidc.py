@@ -507,6 +507,13 @@ def test_script_prints_report(tmp_path, capsys):
                     '--data_dir', str(tmp_path / 'data2')])
   err = capsys.readouterr().err
   assert rc == 1 and 'mask-0' in err and 'skip_bad_examples' in err
+  # Where skipping would not help (nothing to read at all), no such hint.
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  rc = module.main(['--format', 'lidc_slices', '--manual_dir', str(empty),
+                    '--data_dir', str(tmp_path / 'data3')])
+  err = capsys.readouterr().err
+  assert rc == 1 and str(empty) in err and 'skip_bad_examples' not in err
 
 
 # ---------------------------------------------------------------------------

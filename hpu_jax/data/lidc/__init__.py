@@ -77,7 +77,7 @@ from hpu_jax.data.lidc.crops import (CROPS_EVAL_MARGIN, CROPS_EVAL_SIZE,
                                      CROPS_SIZE, CROPS_TRAIN_CROP, LidcCrops,
                                      crops_eval_crop)
 from hpu_jax.data.lidc.errors import (LidcDataError, LidcNotPreparedError,
-                                      find_data_error)
+                                      find_data_error, is_skippable)
 from hpu_jax.data.lidc.formats import (BUILDERS, FORMATS, IMAGE_SIZES,
                                        missing_data_message)
 from hpu_jax.data.lidc.images import center_crop
@@ -100,7 +100,7 @@ __all__ = [
     'PREPARE_COMMAND', 'builder', 'prepare', 'is_prepared', 'load_source',
     'missing_data_message',
     'PrepareReport', 'BadExample', 'LidcSource', 'LidcDataError',
-    'LidcNotPreparedError', 'find_data_error', 'split_patients',
+    'LidcNotPreparedError', 'find_data_error', 'is_skippable', 'split_patients',
     'center_crop', 'crops_eval_crop', 'CROPS_SIZE', 'CROPS_EVAL_MARGIN',
     'CROPS_EVAL_SIZE', 'CROPS_TRAIN_CROP', 'SLICES_SIZE', 'PICKLE_SIZE',
     'LidcBuilder', 'LidcSlices', 'LidcCrops', 'LidcPickle', 'LidcRaw',

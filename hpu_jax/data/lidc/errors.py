@@ -14,6 +14,18 @@ class LidcDataError(ValueError):
   """Bad LIDC input. The message names the file and what was expected."""
 
 
+def skippable(exc: LidcDataError) -> LidcDataError:
+  """Marks `exc` as the fault of one example (or series), which
+  `skip_bad_examples` would skip; raise the result."""
+  exc.skippable = True
+  return exc
+
+
+def is_skippable(exc: BaseException) -> bool:
+  """Whether skipping bad examples would get past `exc` (see `skippable`)."""
+  return bool(getattr(exc, 'skippable', False))
+
+
 class LidcNotPreparedError(FileNotFoundError):
   """`load_source` was called before the data set was prepared."""
 

@@ -1,4 +1,4 @@
-"""Decoding and checking the arrays of an example (all three formats).
+"""Decoding and checking the arrays of an example (every LIDC format).
 
 An example is an image uint8 [H, W] and `NUM_RATERS` masks uint8 [4, H, W]
 with values 0/1. Here: PNG decoding (`decode_png`), the size and binary-mask

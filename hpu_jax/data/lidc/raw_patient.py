@@ -35,7 +35,7 @@ import dataclasses
 import os
 import shutil
 
-from hpu_jax.data.lidc.errors import LidcDataError, data_error
+from hpu_jax.data.lidc.errors import LidcDataError, data_error, skippable
 from hpu_jax.data.lidc.files import natural_key
 from hpu_jax.data.lidc.raw_crops import (Mark, crop_stem, group_marks,
                                          make_crop, mask_box, write_crop)
@@ -85,7 +85,7 @@ def process_patient(job: PatientJob) -> dict:
       result = _process_series(folder, job.hu_window)
     except LidcDataError as exc:
       if not job.skip_bad_examples:
-        raise
+        raise skippable(exc)
       counts.bad_series.append(BadSeries(job.patient, folder, str(exc)))
       continue
     if isinstance(result, RawCounts):   # skipped (X-ray, no readings)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from hpu_jax.data.lidc.errors import LidcDataError, data_error
+from hpu_jax.data.lidc.errors import LidcDataError, data_error, skippable
 from hpu_jax.data.lidc.images import NUM_RATERS, count_raters_marking
 from hpu_jax.data.lidc.plan import BadExample, Candidate, SplitPlan
 
@@ -150,7 +150,7 @@ class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         image, masks = cand.load()
       except LidcDataError as exc:
         if not self._skip_bad_examples:
-          raise
+          raise skippable(exc)
         self._bad.append(BadExample(cand.id, split, str(exc)))
         continue
       raters[count_raters_marking(masks)] += 1
