@@ -1,11 +1,12 @@
 """Writing `.npz` files that are byte-identical for identical arrays, atomically.
 
-`np.savez` stamps each zip member with the current time, so two saves of the
-same arrays differ in a few bytes. `write_npz` gives every member a fixed
-date (1980-01-01, the zip format's first) and writes the members in the
-order given, through a temporary file in the same folder renamed into place
-(`os.replace`), so a reader never sees half a file and a crash leaves no
-partial output. `np.load(path, allow_pickle=False)` reads the result like
+Zip members carry a date. `np.savez` leaves it at zipfile's default,
+1980-01-01 (checked: two saves 2 s apart are byte-identical with numpy 2.4),
+but only as a detail of how numpy calls zipfile. `write_npz` sets that
+fixed date itself, so outputs do not depend on numpy's internals; it writes
+the members in the order given, through a temporary file in the same folder
+renamed into place (`os.replace`), so a reader never sees half a file and a
+crash leaves no partial output. `np.load(path, allow_pickle=False)` reads the result like
 any `.npz`; object arrays (which would need pickle) are refused when writing.
 """
 import io

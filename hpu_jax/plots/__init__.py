@@ -1,4 +1,5 @@
-"""Figures for looking at segmentation samples: a PNG grid and a sampling GIF.
+"""Figures for looking at segmentation samples: a PNG grid, a sampling GIF and
+the sheet of one image's samples (scripts/sample.py).
 
     from hpu_jax import plots
     plots.save_example_grid('grid.png', images, annotations, samples,
@@ -31,6 +32,7 @@ touched); Pillow writes the files.
 from hpu_jax.plots.example_grid import save_example_grid
 from hpu_jax.plots.panels import (ANNOTATION_COLOR, PROB_CMAP, SAMPLE_COLOR, STD_CMAP, STD_RANGE,
                                   colorize, mask_outline, mask_overlay, normalize_image, pixel_std)
+from hpu_jax.plots.sample_sheet import render_sample_sheet, save_sample_sheet
 from hpu_jax.plots.sampling_gif import save_sampling_gif
 # The row labels of the GIF, defined with the sampling modes.
 from hpu_jax.sampling import MODE_LABELS
