@@ -69,6 +69,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Keep the generated training examples in memory (synthetic.py: 100 MB
   # at 32 x 32; 20,000 examples at 128 x 128 would take 1.6 GB).
   config.data.synthetic.cache = False
+  # data.name='folder': your own images/<id>.png and masks/<id>_<k>.png in
+  # data.dir (docs/data.md). Without a splits.json there, ids are split by
+  # the patient-level rule, grouped by the first group of this regex (e.g.
+  # '^(P\d+)_' keeps a patient's slices together); '' : each id alone.
+  config.data.folder = ml_collections.ConfigDict()
+  config.data.folder.group_regex = ''
   config.data.num_threads = 2             # Reader threads of the train batches.
   config.data.augment = ml_collections.ConfigDict()
   config.data.augment.flip = False

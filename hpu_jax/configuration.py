@@ -37,9 +37,10 @@ def _section(name: str):
 
 
 def data_names() -> tuple:
-  """'synthetic' and the LIDC formats (hpu_jax.data.lidc.FORMATS)."""
-  from hpu_jax.data import lidc
-  return (SYNTHETIC,) + tuple(lidc.FORMATS)
+  """'synthetic' and the prepared formats: the LIDC formats and 'folder'
+  (hpu_jax.data.lidc.formats.PREPARED_FORMATS)."""
+  from hpu_jax.data.lidc import formats
+  return (SYNTHETIC,) + tuple(formats.PREPARED_FORMATS)
 
 
 # ----------------------------------------------------------------------------
@@ -146,13 +147,23 @@ def data_source(data_cfg, split: str):
   return source
 
 
+def format_options(data_cfg) -> dict:
+  """The options of a prepared format: its own config section, `data.<name>`
+  (e.g. data.folder.group_regex), if it has one."""
+  section = data_cfg.get(str(data_cfg.name))
+  return dict(section) if section is not None else {}
+
+
 def _data_source(data_cfg, split: str):
   name = str(data_cfg.name)
   _check_data_name(name)
   if name == SYNTHETIC:
     return _synthetic_source(data_cfg, split)
   from hpu_jax.data import lidc
-  prepared = os.path.expanduser(str(data_cfg.prepared_dir))
+  from hpu_jax.data.lidc.formats import prepared_location
+  source_dir = os.path.expanduser(str(data_cfg.dir)) if data_cfg.dir else ''
+  prepared = prepared_location(name, os.path.expanduser(str(data_cfg.prepared_dir)),
+                               source_dir, format_options(data_cfg))
   try:
     return lidc.load_source(name, prepared, split)
   except lidc.LidcNotPreparedError as e:
@@ -165,6 +176,12 @@ def _data_source(data_cfg, split: str):
 
 def _check_data(data_cfg) -> None:
   _check_data_name(str(data_cfg.name))
+  if str(data_cfg.name) == 'folder':
+    from hpu_jax.data.lidc.folder import check_group_regex
+    if not data_cfg.dir:
+      raise ValueError("data.dir='': expected the folder holding images/ and masks/ "
+                       '(data.name=folder), e.g. --config.data.dir=/path/to/folder.')
+    check_group_regex(str(data_cfg.get('folder', {}).get('group_regex', '') or ''))
   if not data_cfg.get('num_threads', 1) >= 1:
     raise ValueError(f'data.num_threads={data_cfg.num_threads}: expected at least 1 '
                      'reader thread.')

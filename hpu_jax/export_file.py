@@ -7,11 +7,14 @@
 The file is an ordinary `.npz` (a zip of `.npy` members), read with
 `np.load(path, allow_pickle=False)`, so nothing in it is ever unpickled:
 
-| member | what |
-|---|---|
-| `params/<module>/<name>` | each parameter of the model under its Haiku path, e.g. `params/hpunet/~/prior/~_level/encoder_level_0_block_0/conv_0/w` |
-| `config.json` | the resolved config of the run, JSON text as UTF-8 bytes (uint8) |
-| `meta.json` | JSON text: `format` (`hpu_jax.export`), `version`, the checkpoint `step`, the data set and its split rule, the evaluation in the workdir's report.json (or null), package versions, the list of arrays, and `sha256` |
+- `params/<module>/<name>`: each parameter of the model under its Haiku path,
+  e.g. `params/hpunet/~/prior/~_level/encoder_level_0_block_0/conv_0/w`;
+- `config.json`: the resolved config of the run, JSON text as UTF-8 bytes
+  (uint8);
+- `meta.json`: JSON text: `format` (`hpu_jax.export`), `version`, the
+  checkpoint `step`, the data set and its split rule, the evaluation in the
+  workdir's report.json (or null), package versions, the list of arrays and
+  `sha256`.
 
 Only the model's parameters are kept: no optimiser state, no GECO state.
 `sha256` is taken over every parameter array (its name, dtype, shape and
@@ -117,9 +120,9 @@ def split_description(data_cfg) -> Dict[str, Any]:
   if name in ('lidc_crops',):
     return {'rule': "the train / val / test archives of DeepMind's LIDC crops"}
   if name == 'folder':
-    from hpu_jax.data import folder
-    return {'rule': folder.SPLIT_TEXT, 'fallback_rule': SPLIT_RULE,
-            'group_regex': str(data_cfg.folder.get('group_regex', ''))}
+    from hpu_jax.data.lidc.folder_layout import SPLIT_TEXT
+    return {'rule': SPLIT_TEXT, 'fallback_rule': SPLIT_RULE,
+            'group_regex': str(data_cfg.get('folder', {}).get('group_regex', '') or '')}
   unit = {'lidc_pickle': 'series uid'}.get(name, 'patient')
   return {'rule': SPLIT_RULE, 'unit': unit}
 

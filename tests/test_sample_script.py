@@ -119,7 +119,8 @@ def write_bad(folder):
 
   with open(add('text.png', 'not a PNG file'), 'w') as f:
     f.write('hello')
-  Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(add('rgb.png', 'an RGB PNG (3 channels)'))
+  rgb = add('rgb.png', 'an RGB PNG (3 channels)')
+  Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(rgb)
   noise = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE), dtype=np.uint8)
   Image.fromarray(noise).save(os.path.join(folder, 'full.png'))
   with open(os.path.join(folder, 'full.png'), 'rb') as f:

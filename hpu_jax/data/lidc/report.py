@@ -49,8 +49,14 @@ class PrepareReport:
     return sum(self.patients.values())
 
   @property
+  def num_raters(self) -> int:
+    """Masks per example: 4 for LIDC, K for a folder of K annotators."""
+    return max((k for counts in self.raters_marking.values() for k in counts),
+               default=NUM_RATERS)
+
+  @property
   def raters_marking_total(self) -> dict[int, int]:
-    total = {k: 0 for k in range(NUM_RATERS + 1)}
+    total = {k: 0 for k in range(self.num_raters + 1)}
     for counts in self.raters_marking.values():
       for k, v in counts.items():
         total[k] += v
@@ -81,6 +87,7 @@ class PrepareReport:
     )
 
   def summary(self, max_bad: int = 20) -> str:
+    columns = range(self.num_raters + 1)
     lines = [
         f'format: {self.format}',
         f'source: {self.source}',
@@ -89,19 +96,18 @@ class PrepareReport:
            f' ({self.seconds:.1f} s)'),
         f'examples: {self.num_examples:,}   patients: {self.num_patients:,}',
         'split          examples  patients   by number of raters who marked '
-        'something (0 / 1 / 2 / 3 / 4)',
+        'something (' + ' / '.join(str(k) for k in columns) + ')',
     ]
     for s in self.split_sizes:
       r = self.raters_marking[s]
       lines.append(f'  {s:<12} {self.split_sizes[s]:>8,}  {self.patients[s]:>8,}'
-                   '   ' + ' / '.join(f'{r.get(k, 0):,}'
-                                      for k in range(NUM_RATERS + 1)))
+                   '   ' + ' / '.join(f'{r.get(k, 0):,}' for k in columns))
     t = self.raters_marking_total
     lines.append(f'  {"total":<12} {self.num_examples:>8,}  '
                  f'{self.num_patients:>8,}   '
-                 + ' / '.join(f'{t[k]:,}' for k in range(NUM_RATERS + 1)))
+                 + ' / '.join(f'{t[k]:,}' for k in columns))
     lines.append('raters marking, all splits: ' + ', '.join(
-        f'{k} -> {t[k]:,}' for k in range(NUM_RATERS + 1)))
+        f'{k} -> {t[k]:,}' for k in columns))
     for key, value in self.details.items():
       lines.append(f'{key}: {value}')
     lines.append(f'bad examples skipped: {self.num_bad}'

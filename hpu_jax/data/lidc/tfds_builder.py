@@ -1,10 +1,14 @@
-"""The TFDS builder base class of the three LIDC formats.
+"""The TFDS builder base class of the formats (the LIDC formats and `folder`).
 
 `LidcBuilder` turns a format's `SplitPlan` into array_record files with
 `tfds.features.Tensor` / `Text` features (`example_features`), so the data
 is prepared and read back without TensorFlow. It records in the metadata the
 split rule, each split's patients, the count of examples by number of raters
 marking and any bad examples skipped. Also the data set's citation.
+
+A format sets how many masks each example holds (`NUM_MASKS`: 4 raters for
+LIDC, K annotators for `folder`) and its citation; the LIDC formats keep the
+defaults, so what they prepare does not depend on the generalisation.
 
 Nothing here imports the model or training parts of hpu_jax.
 """
@@ -50,8 +54,10 @@ LIDC_CITATION = """\
 """
 
 
-def example_features(size: tuple[int, int]) -> tfds.features.FeaturesDict:
-  """The stored features: the arrays as raw bytes (`Encoding.BYTES`).
+def example_features(size: tuple[int, int], num_masks: int = NUM_RATERS
+                     ) -> tfds.features.FeaturesDict:
+  """The stored features: the arrays as raw bytes (`Encoding.BYTES`); masks
+  [num_masks, H, W].
 
   Not the default encoding (an int64 list per pixel in the proto: 3x slower
   to write, 2x the memory) and no zlib: array_record already compresses each
@@ -63,7 +69,7 @@ def example_features(size: tuple[int, int]) -> tfds.features.FeaturesDict:
   return tfds.features.FeaturesDict({
       'image': tfds.features.Tensor(shape=(h, w), dtype=np.uint8,
                                     encoding=raw),
-      'masks': tfds.features.Tensor(shape=(NUM_RATERS, h, w), dtype=np.uint8,
+      'masks': tfds.features.Tensor(shape=(num_masks, h, w), dtype=np.uint8,
                                     encoding=raw),
       'id': tfds.features.Text(),
       'patient': tfds.features.Text(),
@@ -71,12 +77,16 @@ def example_features(size: tuple[int, int]) -> tfds.features.FeaturesDict:
 
 
 class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Base of the three LIDC builders (array_record, no TensorFlow needed).
+  """Base of the builders (array_record, no TensorFlow needed).
 
   Subclasses set `FORMAT`, `IMAGE_SIZE`, `LAYOUT`, `ORIGIN`, `EXAMPLE_DIR`,
-  the TFDS class attributes, and implement `plan(source_path) -> SplitPlan`.
+  the TFDS class attributes, and implement `plan(source_path) -> SplitPlan`;
+  `NUM_MASKS` and `CITATION` default to LIDC's 4 raters and citation, and
+  `stored_features()` may return None to read the features back from the
+  prepared files.
 
-  Examples: image uint8 [H, W]; masks uint8 [4, H, W], 0/1; id; patient.
+  Examples: image uint8 [H, W]; masks uint8 [NUM_MASKS, H, W], 0/1; id;
+  patient.
   They are stored in the order planned (shuffling disabled: the input
   pipeline shuffles). The metadata (`builder.info.metadata`) records the
   split rule, each split's patients, the count of examples by number of
@@ -87,6 +97,8 @@ class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   RELEASE_NOTES = {'1.0.0': 'First version.'}
   FORMAT: str = ''
   IMAGE_SIZE: tuple[int, int] = (128, 128)
+  NUM_MASKS: int = NUM_RATERS
+  CITATION: str = LIDC_CITATION
   LAYOUT: str = ''
   DESCRIPTION: str = ''
   HOMEPAGE: str = ''
@@ -107,15 +119,19 @@ class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     kwargs.setdefault('file_format', 'array_record')
     super().__init__(**kwargs)
 
+  def stored_features(self) -> tfds.features.FeaturesDict | None:
+    """The features of the examples (None: those of the prepared files)."""
+    return example_features(self.IMAGE_SIZE, self.NUM_MASKS)
+
   # -- TFDS hooks -----------------------------------------------------------
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
         description=self.DESCRIPTION,
-        features=example_features(self.IMAGE_SIZE),
+        features=self.stored_features(),
         homepage=self.HOMEPAGE,
-        citation=LIDC_CITATION,
+        citation=self.CITATION,
         metadata=tfds.core.MetadataDict(),
         disable_shuffling=True,
     )
@@ -139,7 +155,7 @@ class LidcBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     plan = self._plan
     if plan.before_split is not None:
       plan.before_split(split)
-    raters = [0] * (NUM_RATERS + 1)
+    raters = [0] * (self.NUM_MASKS + 1)
     patients = set()
     count = 0
     for cand in candidates:
