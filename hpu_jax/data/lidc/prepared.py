@@ -64,18 +64,7 @@ def prepare(fmt: str, manual_dir: str | os.PathLike[str],
     manual = Path(manual_dir)
     if not manual.exists():
       raise LidcDataError(f'{manual}: does not exist; expected {b.LAYOUT}')
-    try:
-      b.download_and_prepare(
-          file_format='array_record',
-          download_config=tfds.download.DownloadConfig(
-              manual_dir=os.fspath(manual_dir)))
-    except LidcDataError:
-      raise
-    except Exception as exc:
-      original = find_data_error(exc)
-      if original is None:
-        raise
-      raise LidcDataError(str(original)) from exc
+    download_and_prepare(b, manual_dir)
   seconds = time.perf_counter() - start
   # Read back from disk: the report shows what was stored.
   stored = builder(fmt, None, data_dir)
@@ -101,3 +90,19 @@ def load_source(fmt: str, data_dir: str | os.PathLike[str],
     raise ValueError(f'{fmt} in {b.data_dir} has no split {split!r}; it has '
                      f'{", ".join(b.info.splits)}')
   return LidcSource(b.as_data_source(split), fmt, split, str(b.data_dir))
+
+
+def download_and_prepare(b: LidcBuilder, manual_dir) -> None:
+  """Runs TFDS's preparation of `b`, surfacing the LidcDataError (file name,
+  reason, whether skipping would help) that TFDS may have wrapped."""
+  try:
+    b.download_and_prepare(
+        file_format='array_record',
+        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  except LidcDataError:
+    raise
+  except Exception as exc:
+    original = find_data_error(exc)
+    if original is None:
+      raise
+    raise original from exc

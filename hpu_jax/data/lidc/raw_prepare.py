@@ -16,10 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import tensorflow_datasets as tfds
 
-from hpu_jax.data.lidc.errors import LidcDataError, find_data_error
-from hpu_jax.data.lidc.prepared import builder, is_prepared
+from hpu_jax.data.lidc.prepared import builder, download_and_prepare, is_prepared
 from hpu_jax.data.lidc.raw import LidcRaw, default_crops_dir, write_raw_crops
 from hpu_jax.data.lidc.raw_dicom import DEFAULT_HU_WINDOW
 from hpu_jax.data.lidc.raw_report import RawCounts
@@ -53,18 +51,7 @@ def prepare_raw(manual_dir: str | os.PathLike[str],
   already = is_prepared(b)
   start = time.perf_counter()
   if not already:
-    try:
-      b.download_and_prepare(
-          file_format='array_record',
-          download_config=tfds.download.DownloadConfig(
-              manual_dir=os.fspath(manual_dir)))
-    except LidcDataError:
-      raise
-    except Exception as exc:
-      original = find_data_error(exc)
-      if original is None:
-        raise
-      raise LidcDataError(str(original)) from exc
+    download_and_prepare(b, manual_dir)
   stored = builder(LidcRaw.FORMAT, None, data_dir)
   report = PrepareReport.from_builder(stored, seconds=time.perf_counter()
                                       - start, already_prepared=already)
