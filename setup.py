@@ -7,6 +7,8 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['hpu_jax', 'hpu_jax.*']),
+    # The shipped weights, example slices and their licence (hpu_jax/pretrained).
+    package_data={'hpu_jax.pretrained': ['*.npz', '*.md']},
     python_requires='>=3.10',
     install_requires=[
         'jax>=0.4.30',

@@ -17,11 +17,18 @@ def load(path_or_workdir: str, which: str = 'latest', step=None):
   return _load(path_or_workdir, which, step)
 
 
-def export(workdir: str, path: str, which: str = 'latest', step=None) -> str:
+def export(workdir: str, path: str, which: str = 'latest', step=None, reports=()) -> str:
   """Writes a workdir checkpoint's model (parameters, config, metadata) to one
   portable .npz file; see hpu_jax.export_file.export."""
   from hpu_jax.export_file import export as _export
-  return _export(workdir, path, which, step)
+  return _export(workdir, path, which, step, reports)
+
+
+def load_pretrained(name: str):
+  """A trained HPU-Net shipped with the package ('lidc_slices_cpu',
+  'synthetic'), as `load` returns it; see hpu_jax.pretrained."""
+  from hpu_jax.pretrained import load_pretrained as _load_pretrained
+  return _load_pretrained(name)
 
 
 __version__ = '0.1.0'

@@ -30,7 +30,7 @@ import json
 import os
 import platform
 import zipfile
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import ml_collections
 import numpy as np
@@ -127,23 +127,44 @@ def split_description(data_cfg) -> Dict[str, Any]:
   return {'rule': SPLIT_RULE, 'unit': unit}
 
 
-def _evaluation(workdir: str) -> Optional[Dict[str, Any]]:
-  from hpu_jax.workdir import REPORT_FILE
-  path = os.path.join(workdir, REPORT_FILE)
-  if not os.path.exists(path):
+def _evaluation(report_path: str) -> Optional[Dict[str, Any]]:
+  if not os.path.exists(report_path):
     return None
-  with open(path) as f:
+  with open(report_path) as f:
     report = json.load(f)
   keep = ('split', 'num_examples', 'num_samples', 'checkpoint_step', 'metrics', 'undefined')
   return {k: report.get(k) for k in keep}
 
 
+def evaluations(workdir: str, step: int, reports: Sequence[str] = ()) -> list:
+  """The evaluations of checkpoint `step`: the workdir's report.json if it
+  scored that step, then each of `reports` (report.json files that
+  scripts/evaluate.py wrote, e.g. for --split test), which must have."""
+  from hpu_jax.workdir import REPORT_FILE
+  found = []
+  own = _evaluation(os.path.join(workdir, REPORT_FILE))
+  if own is not None and own.get('checkpoint_step') == step:
+    found.append(own)
+  for path in reports:
+    evaluation = _evaluation(path)
+    if evaluation is None:
+      raise FileNotFoundError(f'{path}: no such report; expected a report.json written by '
+                              'scripts/evaluate.py.')
+    if evaluation.get('checkpoint_step') != step:
+      raise ValueError(f'{path}: scores checkpoint step {evaluation.get("checkpoint_step")}; '
+                       f'expected the exported step {step}.')
+    found.append(evaluation)
+  return found
+
+
 # ----------------------------------------------------------------------------
 # Writing.
 
-def export(workdir: str, path: str, which: str = 'latest', step: Optional[int] = None) -> str:
+def export(workdir: str, path: str, which: str = 'latest', step: Optional[int] = None,
+           reports: Sequence[str] = ()) -> str:
   """Writes the model of a workdir's checkpoint (`which` 'latest' or 'best', or
-  a `step`) to `path` (.npz), atomically; returns the absolute path."""
+  a `step`) to `path` (.npz), atomically; returns the absolute path. Its
+  metadata carries every evaluation of that checkpoint (`evaluations`)."""
   from hpu_jax.loading import load_workdir
   workdir = os.path.abspath(os.path.expanduser(workdir))
   run = load_workdir(workdir, which, step)
@@ -158,13 +179,15 @@ def export(workdir: str, path: str, which: str = 'latest', step: Optional[int] =
       'data': {'name': str(run.config.data.name),
                'image_size': int(run.config.data.image_size),
                'split': split_description(run.config.data)},
-      'evaluation': _evaluation(workdir),
+      'evaluation': None,       # The first of `evaluations`, or None.
+      'evaluations': evaluations(workdir, int(run.step), reports),
       'versions': package_versions(),
       'num_parameters': int(sum(a.size for a in arrays.values())),
       'arrays': {k: [a.dtype.str, list(a.shape)] for k, a in arrays.items()},
       'sha256': digest(arrays, config_text),
       'sha256_rule': DIGEST_RULE,
   }
+  meta['evaluation'] = (meta['evaluations'] or [None])[0]
   members = dict(arrays)
   members[CONFIG] = _text_array(config_text)
   members[META] = _text_array(json.dumps(meta, indent=2, sort_keys=True))

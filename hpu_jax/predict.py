@@ -32,24 +32,22 @@ import numpy as np
 from hpu_jax import image_files, npz_file
 from hpu_jax.image_files import ImageFileError
 
-# Names of shipped weights -> their files. None are shipped yet; a name given
-# to --weights is looked up here by `resolve_weights`.
-KNOWN_WEIGHTS: Dict[str, str] = {}
 PROGRESS_MIN_IMAGES = 5   # Fewer images: no progress bar.
 
 
 def resolve_weights(value: str) -> str:
-  """The exported .npz that `--weights value` names: an existing file, or
-  (later) the name of shipped weights."""
+  """The exported .npz that `--weights value` names: an existing file, or the
+  name of weights shipped with the package (hpu_jax.pretrained.WEIGHTS)."""
+  from hpu_jax import pretrained
   path = os.path.abspath(os.path.expanduser(value))
   if os.path.isfile(path):
     return path
-  if value in KNOWN_WEIGHTS:
-    return KNOWN_WEIGHTS[value]
+  if value in pretrained.WEIGHTS:
+    return pretrained.path(value)
   if os.path.isdir(path):
     raise FileNotFoundError(f'--weights={value}: a folder; expected an .npz written by '
                             'scripts/export.py (pass a training workdir with --workdir).')
-  known = ', '.join(sorted(KNOWN_WEIGHTS)) or 'none yet'
+  known = ', '.join(sorted(pretrained.WEIGHTS))
   raise FileNotFoundError(f'--weights={value}: neither an existing file nor a known name '
                           f'(known names: {known}); expected an .npz written by '
                           'scripts/export.py.')

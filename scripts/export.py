@@ -3,7 +3,8 @@ optimiser state), its config and metadata (data set, split rule, step,
 evaluation, package versions, a sha256 of the contents).
 
   python scripts/export.py --workdir runs/synthetic --out synthetic.npz
-  python scripts/export.py --workdir runs/lidc --out lidc.npz --which best
+  python scripts/export.py --workdir runs/lidc --out lidc.npz --which best \
+      --report runs/lidc/eval_test/report.json
 
 Load it with `hpu_jax.load('synthetic.npz')`, or sample your own images with
 `python scripts/sample.py --weights synthetic.npz ...`. The logic lives in
@@ -23,6 +24,9 @@ flags.DEFINE_string('workdir', None, 'The training workdir.')
 flags.DEFINE_string('out', None, 'The .npz file to write.')
 flags.DEFINE_enum('which', 'latest', ['latest', 'best'], 'Which checkpoint.')
 flags.DEFINE_integer('step', None, 'A specific checkpoint step (with --which=latest).')
+flags.DEFINE_multi_string('report', [], 'A report.json of scripts/evaluate.py that scored '
+                          'the same checkpoint (e.g. its --split test), added to the '
+                          "metadata's evaluations; repeatable.")
 flags.mark_flags_as_required(['workdir', 'out'])
 
 
@@ -32,7 +36,7 @@ def main(argv):
   f = flags.FLAGS
   from hpu_jax.export_file import read
   try:
-    path = hpu_jax.export(f.workdir, f.out, which=f.which, step=f.step)
+    path = hpu_jax.export(f.workdir, f.out, which=f.which, step=f.step, reports=f.report)
     _, _, meta = read(path)
   except (FileNotFoundError, ValueError) as e:   # One line, exit status 1.
     sys.exit(f'error: {e}')

@@ -95,6 +95,27 @@ def test_the_metadata_says_what_the_file_is(exported, tmp_path):
   finally:
     os.remove(os.path.join(workdir, 'report.json'))
   assert hpu_jax.load(other).meta['evaluation']['metrics'] == {'ged2': 0.5}
+  # Reports given explicitly (e.g. the test split) join, if they scored this step.
+  test_report = str(tmp_path / 'test_report.json')
+  with open(test_report, 'w') as f:
+    json.dump(dict(report, split='test', metrics={'ged2': 0.6}), f)
+  other = hpu_jax.export(workdir, str(tmp_path / 'with_test.npz'), reports=[test_report])
+  meta = hpu_jax.load(other).meta
+  assert [e['split'] for e in meta['evaluations']] == ['test']
+  assert meta['evaluation']['metrics'] == {'ged2': 0.6}
+  with open(test_report, 'w') as f:
+    json.dump(dict(report, checkpoint_step=1), f)
+  with pytest.raises(ValueError, match='test_report.json: scores checkpoint step 1; '
+                                       'expected the exported step 2'):
+    hpu_jax.export(workdir, str(tmp_path / 'mismatch.npz'), reports=[test_report])
+  # A workdir report of another checkpoint (the final one, for a best export) stays out.
+  with open(os.path.join(workdir, 'report.json'), 'w') as f:
+    json.dump(dict(report, checkpoint_step=7), f)
+  try:
+    other = hpu_jax.export(workdir, str(tmp_path / 'stale_report.npz'))
+  finally:
+    os.remove(os.path.join(workdir, 'report.json'))
+  assert hpu_jax.load(other).meta['evaluations'] == []
 
 
 def test_exporting_twice_gives_the_same_bytes(exported, tmp_path):

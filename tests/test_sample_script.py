@@ -177,16 +177,19 @@ def test_the_script_stops_at_the_first_bad_file(model, tmp_path):
 
 
 def test_weights_names_and_colliding_inputs(tmp_path):
+  from hpu_jax import pretrained
+  assert predict.resolve_weights('synthetic') == pretrained.path('synthetic')
+  assert predict.resolve_weights('lidc_slices_cpu') == pretrained.path('lidc_slices_cpu')
   with pytest.raises(FileNotFoundError, match='neither an existing file nor a known name'):
-    predict.resolve_weights('lidc_slices_cpu')
+    predict.resolve_weights('lidc_v9')
   with pytest.raises(FileNotFoundError, match='a folder; expected an .npz'):
     predict.resolve_weights(str(tmp_path))
   with pytest.raises(ValueError, match='distinct file names'):
     predict.list_inputs(['a/x.png', 'b/x.npy'])
-  done = run_script('--weights', 'lidc_slices_cpu', '--images', 'x.png', '--out',
+  done = run_script('--weights', 'lidc_v9', '--images', 'x.png', '--out',
                     str(tmp_path / 'out'))
   assert done.returncode == 1
-  assert 'error: --weights=lidc_slices_cpu: neither an existing file nor a known name' \
+  assert 'error: --weights=lidc_v9: neither an existing file nor a known name' \
       in done.stderr
   assert not os.path.exists(tmp_path / 'out')
 

@@ -1,0 +1,49 @@
+"""Trained HPU-Nets shipped with the package, loaded by name, and a few LIDC
+example slices to try them on (README.md beside this file: what each was
+trained on, its metrics, the data's licence and citation).
+
+    run = hpu_jax.load_pretrained('lidc_slices_cpu')
+    examples = hpu_jax.pretrained.lidc_examples()     # images [8, 128, 128] uint8, masks ...
+
+Each `.npz` is a file `hpu_jax.export` wrote: loading verifies its digest and
+unpickles nothing. Its metadata (`run.meta`) holds the checkpoint step, the
+split rule and the validation and test metrics measured for it.
+"""
+import os
+from typing import Dict
+
+import numpy as np
+
+DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS = {
+    'lidc_slices_cpu': 'lidc_slices_cpu.npz',   # configs/lidc_slices_cpu.py, LIDC-IDRI slices.
+    'synthetic': 'synthetic.npz',               # configs/synthetic.py, the main job.
+}
+LIDC_EXAMPLES = 'lidc_examples.npz'
+
+
+def path(name: str) -> str:
+  """The file of the shipped weights `name`."""
+  if name not in WEIGHTS:
+    raise ValueError(f'{name!r}: no such shipped weights; expected one of {tuple(WEIGHTS)}.')
+  file = os.path.join(DIRECTORY, WEIGHTS[name])
+  if not os.path.isfile(file):
+    raise FileNotFoundError(f'{file}: the shipped weights {name!r} are missing from this '
+                            'installation; expected them installed with the package '
+                            '(reinstall hpu_jax).')
+  return file
+
+
+def load_pretrained(name: str):
+  """The shipped weights `name` as hpu_jax.load returns them: config, params,
+  model, jitted sampler, step and metadata."""
+  from hpu_jax.loading import load_file
+  return load_file(path(name))
+
+
+def lidc_examples() -> Dict[str, np.ndarray]:
+  """A few slices of the LIDC-IDRI training split (not seen in validation or
+  testing): `images` uint8 [E, 128, 128], `masks` uint8 [E, 4, 128, 128] in
+  {0, 1} (one per radiologist), `ids` (patient/nodule/slice)."""
+  with np.load(os.path.join(DIRECTORY, LIDC_EXAMPLES), allow_pickle=False) as f:
+    return {k: f[k] for k in f.files}
