@@ -1,5 +1,6 @@
-"""The demo notebook (notebooks/hpu_jax_demo.ipynb): committed clean, and it
-runs end to end on a tiny trained workdir."""
+"""The demo notebook (notebooks/hpu_jax_demo.ipynb): committed clean; it runs
+from zero on the shipped weights and example slices (no workdir anywhere), and
+end to end on a tiny trained workdir."""
 import base64
 import os
 
@@ -13,7 +14,7 @@ from helpers import tiny_config  # noqa: E402  (tests/ is on sys.path: rootdir c
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, 'notebooks', 'hpu_jax_demo.ipynb')
-PARAMETERS = ('WORKDIR', 'NUM_SAMPLES', 'NUM_EXAMPLES', 'SEED')
+PARAMETERS = ('WEIGHTS', 'WORKDIR', 'NUM_SAMPLES', 'NUM_EXAMPLES', 'SEED')
 
 
 def _read():
@@ -51,29 +52,16 @@ def test_notebook_is_committed_clean():
   source = _parameters_cell(nb).source
   for name in PARAMETERS:
     assert f'{name} =' in source
-  assert "WORKDIR = 'runs/synthetic'" in source
+  assert "WEIGHTS = 'lidc_slices_cpu'" in source and "WORKDIR = ''" in source
 
 
-def test_notebook_runs_on_a_trained_workdir(tmp_path):
-  from hpu_jax.train import train
-  workdir = str(tmp_path / 'run')
-  train(tiny_config(num_steps=2), workdir)
-
-  nb = _read()
-  _parameters_cell(nb).source = (
-      f'WORKDIR = {workdir!r}\nNUM_SAMPLES = 8\nNUM_EXAMPLES = 2\nSEED = 0\n')
+def _execute(nb, cwd):
   client = nbclient.NotebookClient(nb, timeout=300, kernel_name='python3',
-                                   resources={'metadata': {'path': ROOT}})
+                                   resources={'metadata': {'path': cwd}})
   client.execute(env=_kernel_env())  # raises CellExecutionError on a failing cell
-
   outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.outputs]
   assert not [o for o in outputs if o.output_type == 'error']
   text = ''.join(o.get('text', '') for o in outputs if o.output_type == 'stream')
-  assert 'Checkpoint step: 2' in text
-  assert 'Not running on Colab: nothing installed' in text
-  # The workdir has no report.json (train() alone): the cell says so instead of failing.
-  assert 'report.json does not exist' in text
-
   images = {}
   for o in outputs:
     for mime in ('image/png', 'image/gif'):
@@ -84,3 +72,33 @@ def test_notebook_runs_on_a_trained_workdir(tmp_path):
   assert len(images.get('image/gif', [])) == 1
   assert all(data.startswith(b'\x89PNG') for data in images['image/png'])
   assert images['image/gif'][0].startswith(b'GIF8')
+  return outputs, text
+
+
+def test_notebook_runs_from_zero_on_the_shipped_weights(tmp_path):
+  """As committed (the shipped LIDC weights and example slices), from an empty
+  folder: no workdir, no data set, nothing trained."""
+  nb = _read()
+  source = _parameters_cell(nb).source
+  _parameters_cell(nb).source = source.replace('NUM_SAMPLES = 16', 'NUM_SAMPLES = 8')
+  outputs, text = _execute(nb, str(tmp_path))
+  assert "Loaded the shipped weights 'lidc_slices_cpu'" in text
+  assert '4 examples of 64 x 64, 4 annotations each' in text
+  tables = [o['data']['text/markdown'] for o in outputs if 'text/markdown' in o.get('data', {})]
+  assert tables and '| ged16 |' in tables[-1] and 'test (' in tables[-1]
+
+
+def test_notebook_runs_on_a_trained_workdir(tmp_path):
+  from hpu_jax.train import train
+  workdir = str(tmp_path / 'run')
+  train(tiny_config(num_steps=2), workdir)
+
+  nb = _read()
+  _parameters_cell(nb).source = (
+      f"WEIGHTS = 'synthetic'\nWORKDIR = {workdir!r}\nNUM_SAMPLES = 8\nNUM_EXAMPLES = 2\n"
+      'SEED = 0\n')
+  _, text = _execute(nb, ROOT)
+  assert 'Checkpoint step: 2' in text
+  assert 'Not running on Colab: nothing installed' in text
+  # The workdir has no report.json (train() alone): the cell says so instead of failing.
+  assert 'this model has no evaluation' in text
