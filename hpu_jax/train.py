@@ -10,11 +10,12 @@ same command resumes from the newest checkpoint and produces the same
 parameters as an uninterrupted run. What a run writes, and where, is
 hpu_jax/workdir.py.
 
-Multi-host: set `train.distributed=True` and start the same command on every
-host (with the coordinator set through the usual JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES, JAX_PROCESS_ID environment variables, or a cluster JAX
-detects); `jax.distributed.initialize()` runs first, each host reads its own
-shard of every global batch, and only process 0 writes logs and checkpoints.
+Several processes (one per machine): `train.distributed=True` with
+`train.coordinator_address`, `num_processes`, `process_id` (or the JAX_*
+environment, or a cluster JAX detects); `jax.distributed.initialize` runs
+first, each process reads its block of every global batch, every process
+joins the checkpoint saves, and only process 0 writes logs, the config and
+the report (docs/training.md).
 """
 import time
 from typing import Callable, NamedTuple, Optional, Tuple
