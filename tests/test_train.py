@@ -182,7 +182,7 @@ def test_invalid_configs_fail_before_anything_is_built(tmp_path, field, value, m
 
 
 def test_a_time_limit_stops_at_a_saved_step(tmp_path):
-  """Stops at the first step past the budget with a checkpoint there (a rerun
+  """Stops at the first step past the time limit with a checkpoint there (a rerun
   resumes from it like any other; resuming is tested above)."""
   workdir = str(tmp_path / 'limited')
   config = tiny_config(num_steps=4)
