@@ -108,15 +108,66 @@ def _materialize(parts: Sequence[Part]) -> jax.Array:
   return values[0] if len(values) == 1 else jnp.concatenate(values, axis=-1)
 
 
+# The sub-pixel form of a 3x3 convolution over a nearest-upsampled input:
+# output pixel (2i + a, 2j + b) sees, in each direction, two input pixels of
+# the low-resolution map, with taps summed as _PHASE_TAPS[a] says
+# (row a of the phase; 2 taps x 3 kernel positions).
+_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],    # a = 0: rows i-1 | i, i
+                        [[1, 1, 0], [0, 0, 1]]],   # a = 1: rows i, i | i+1
+                       np.float32)
+
+
+def _conv(x: jax.Array, w: jax.Array, padding='SAME') -> jax.Array:
+  return jax.lax.conv_general_dilated(x, w, (1, 1), padding,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def conv3x3_of_upsampled(x: jax.Array, w: jax.Array) -> jax.Array:
+  """SAME 3x3 conv of up_sample(x), exactly, at x's resolution: the four
+  output phases are 2x2 convolutions of x (16 instead of 36 multiply-adds per
+  low-resolution pixel and weight pair, 2.25x fewer), run as one VALID 2x2
+  conv with 4x the output channels over x padded by one pixel, then
+  interleaved. x [B, h, w, C], w [3, 3, C, O] -> [B, 2h, 2w, O]."""
+  b, h, wd, c = x.shape
+  o = w.shape[-1]
+  taps = jnp.asarray(_PHASE_TAPS, w.dtype)
+  w_phases = jnp.einsum('aty,bsx,yxco->tscabo', taps, taps, w).reshape(2, 2, c, 4 * o)
+  y = _conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), w_phases, 'VALID')
+  y = y.reshape(b, h + 1, wd + 1, 2, 2, o)
+  # Phase (a, b) is the window starting at (a, b) of its channels.
+  rows = [jnp.stack([y[:, a:a + h, p:p + wd, a, p] for p in (0, 1)], axis=3)
+          for a in (0, 1)]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * wd, o)
+
+
+def _conv_of_parts(parts: Sequence[Part], w: jax.Array) -> jax.Array:
+  """The SAME conv of the parts' concatenation with w [k, k, Cin, O], for one
+  upsampled part or parts that share their batch."""
+  k = w.shape[0]
+  if k == 1:
+    (part,) = parts
+    y = jnp.einsum('bhwc,cd->bhwd', part.value, w[0, 0])
+    return up_sample(y) if part.upsampled else y
+  if len(parts) == 1 and parts[0].upsampled and k == 3:
+    return conv3x3_of_upsampled(parts[0].value, w)
+  x = _materialize(parts)
+  if x.shape[1] == 1 and x.shape[2] == 1:
+    # On a 1x1 map a SAME conv sees only its centre tap: a matrix product.
+    return jnp.einsum('bhwc,cd->bhwd', x, w[k // 2, k // 2])
+  return _conv(x, w)
+
+
 class Conv(hk.Module):
   """A SAME convolution with bias, with the parameters of `hk.Conv2D` (names
   'w' [k, k, Cin, Cout] and 'b' [Cout], same initialisers and init order).
 
   Given `Part`s instead of one array it computes the conv of their
-  concatenation: 1x1 convs as matrix products (their weight gradient is then
-  a plain matmul, much faster on CPU than a conv-shaped one), upsampled parts
-  convolved at low resolution when that is exact (1x1), and shared parts
-  once per image."""
+  concatenation with less work, exactly (same result up to float rounding):
+  1x1 convs as matrix products (their weight gradient is then a plain
+  matmul, much faster on CPU than a conv-shaped one); an upsampled part at
+  low resolution (a 1x1 conv before the upsampling, a 3x3 conv in its
+  sub-pixel form, `conv3x3_of_upsampled`); shared parts once per image; and
+  on a 1x1 map only the centre tap of the kernel."""
 
   def __init__(self, channels: int, kernel: int, name: Optional[str] = None):
     super().__init__(name=name)
@@ -130,24 +181,25 @@ class Conv(hk.Module):
     k = self._kernel
     w = hk.get_parameter('w', (k, k, cin, self._channels), dtype, init=_weight_init())
     b = hk.get_parameter('b', (self._channels,), dtype, init=_bias_init())
-    if k != 1:
-      same_batch = len({p.value.shape[0] for p in parts}) == 1
-      groups = [parts] if same_batch else [[p] for p in parts]
+    # Each part's slice of the input channels of w.
+    offsets = np.cumsum([0] + [p.value.shape[-1] for p in parts])
+    slices = [w[:, :, offsets[i]:offsets[i + 1]] for i in range(len(parts))]
+    if k == 1:
+      groups = [[i] for i in range(len(parts))]
     else:
-      groups = [[p] for p in parts]
-    outputs, start = [], 0
-    for group in groups:
-      c = sum(p.value.shape[-1] for p in group)
-      w_group = w[:, :, start:start + c]
-      start += c
-      if k == 1:
-        (part,) = group
-        y = jnp.einsum('bhwc,cd->bhwd', part.value, w_group[0, 0])
-        outputs.append(up_sample(y) if part.upsampled else y)
+      # An upsampled part on its own (the sub-pixel form); the others as one
+      # convolution of their concatenation where their batches agree.
+      groups = [[i] for i, p in enumerate(parts) if p.upsampled]
+      rest = [i for i, p in enumerate(parts) if not p.upsampled]
+      if len({parts[i].value.shape[0] for i in rest}) <= 1:
+        groups += [rest] if rest else []
       else:
-        outputs.append(jax.lax.conv_general_dilated(
-            _materialize(group), w_group, (1, 1), 'SAME',
-            dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+        groups += [[i] for i in rest]
+    outputs = []
+    for group in groups:
+      w_group = (slices[group[0]] if len(group) == 1 else
+                 jnp.concatenate([slices[i] for i in group], axis=2))
+      outputs.append(_conv_of_parts([parts[i] for i in group], w_group))
     batch = max(o.shape[0] for o in outputs)
     out = tile_batch(outputs[0], batch)
     for o in outputs[1:]:

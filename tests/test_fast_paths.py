@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hpu_jax import xla_cpu
-from hpu_jax.layers import Conv, Part, up_sample
+from hpu_jax.layers import Conv, Part, conv3x3_of_upsampled, up_sample
 from hpu_jax.model import build_hpunet
 
 
@@ -56,6 +56,38 @@ def test_shared_part_is_broadcast_to_every_sample(kernel):
   _, _, y_ours, y_ref = _apply_both(kernel, parts, full)
   assert y_ours.shape == (samples * batch, 8, 8, 5)
   np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+
+
+def _plain_conv(x, w):
+  return jax.lax.conv_general_dilated(x, w, (1, 1), 'SAME',
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@pytest.mark.parametrize('shape', [(2, 1, 1, 3), (1, 2, 3, 4), (3, 4, 4, 5), (1, 5, 2, 2)])
+def test_subpixel_conv_equals_conv_of_upsampled_input(shape):
+  """The 3x3 conv of a nearest-upsampled map, computed at low resolution,
+  and its gradients, against the plain conv of the upsampled map."""
+  x = jax.random.normal(jax.random.key(1), shape)
+  w = jax.random.normal(jax.random.key(2), (3, 3, shape[-1], 6))
+  np.testing.assert_allclose(conv3x3_of_upsampled(x, w), _plain_conv(up_sample(x), w),
+                             rtol=1e-5, atol=1e-5)
+  probe = jax.random.normal(jax.random.key(3), (shape[0], 2 * shape[1], 2 * shape[2], 6))
+  grads = lambda f: jax.grad(lambda x, w: jnp.sum(probe * f(x, w)), argnums=(0, 1))(x, w)
+  for ours, plain in zip(grads(conv3x3_of_upsampled),
+                         grads(lambda x, w: _plain_conv(up_sample(x), w))):
+    np.testing.assert_allclose(ours, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_on_a_one_pixel_map_is_its_centre_tap():
+  x = jax.random.normal(jax.random.key(1), (3, 1, 1, 4))
+  p_ours, _, y_ours, y_ref = _apply_both(3, x, x)
+  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+  grad = jax.grad(lambda p: jnp.sum(hk.transform(lambda: Conv(5, 3, name='c')(x)).apply(
+      p, None) ** 2))(p_ours)
+  # Only the centre tap is used: the others get no gradient, as in the conv.
+  w_grad = np.asarray(grad['c']['w'])
+  assert np.all(w_grad[[0, 0, 0, 1, 1, 2, 2, 2], [0, 1, 2, 0, 2, 0, 1, 2]] == 0)
+  assert np.any(w_grad[1, 1] != 0)
 
 
 def test_remat_changes_neither_parameters_nor_results():
