@@ -10,6 +10,17 @@ each smaller N scores a prefix of those samples (the samples are i.i.d., so a
 prefix is a valid N-sample draw). Memory is bounded by one batch whatever the
 split size.
 
+S_NCC is computed from the model's 2-class softmax through the foreground
+logit log p(fg) - log p(bg), so that both classes' probabilities keep their
+float32 relative precision (`hpu_jax.metrics.ncc`); an image where S_NCC is
+undefined (a constant map) is counted and named in the report
+(`undefined`, `undefined_images`).
+
+With several annotators per image (A >= 2), the report adds
+`empty_calibration`: per number k of annotators who marked an image, the
+fraction of the model's samples that are empty beside the annotators' own
+(A - k) / A (`EmptyCalibration`).
+
 On a source that knows its true annotation distribution (the synthetic set:
 `sample_annotations` and `mode_masks`), the report adds oracle numbers at the
 same N, so the model's numbers have a floor to be read against.
@@ -24,10 +35,33 @@ import numpy as np
 
 from hpu_jax import metrics as M
 from hpu_jax.data import pipeline
+from hpu_jax.metrics import ncc
 from hpu_jax.sampling import MEAN_MODES, MODE_LABELS
 from hpu_jax.workdir import GIF_FILE, GRID_FILE, REPORT_FILE
 
 FRESH_ANNOTATIONS = 100      # True annotations drawn per image for *_fresh metrics.
+
+# Conventions of this module's numbers, added to the report's 'conventions'.
+REPORT_CONVENTIONS = {
+    'sncc_probabilities': (
+        'S_NCC is computed from the 2-class softmax of the logits: the '
+        'foreground logit d = log p(fg) - log p(bg) of each class\'s own '
+        'softmax probability, then p(fg) = sigmoid(d) and p(bg) = sigmoid(-d), '
+        'each to float32 relative precision; never 1 - p(bg), which rounds '
+        'p(fg) below 3e-8 to 0 in float32.'),
+    'sncc_undefined_images': (
+        'The report\'s undefined gives, per S_NCC metric and even when 0, the '
+        'number of images where S_NCC is undefined (see sncc_undefined), and '
+        'undefined_images names them by their id (by their index in the split '
+        'where the data has no ids); they are left out of the mean.'),
+    'empty_calibration': (
+        'For A >= 2 annotators per image, per k = 0..A annotators who marked the '
+        'image (at least one foreground pixel): num_images, true_empty_fraction '
+        '= (A - k) / A (the annotators\' own fraction of empty masks) and '
+        'empty_fractionN = the fraction of the model\'s first N samples per '
+        'image (full sampling) with no foreground pixel, pooled over the row\'s '
+        'images; null where the row has no image.'),
+}
 
 
 def has_oracle(source) -> bool:
@@ -38,45 +72,151 @@ def _foreground(labels) -> np.ndarray:
   return (np.asarray(labels) > 0).astype(np.uint8)
 
 
-def _draw(sample, params, rng, images, num_samples: int, mean: str):
-  """[B, N, H, W] uint8 labels and [B, N, H, W] float32 foreground probs."""
+def _draw(sample, params, rng, images, num_samples: int, mean: str, logits: bool = True):
+  """[B, N, H, W] uint8 foreground masks and [B, N, H, W] float32 foreground
+  logits log p(fg) - log p(bg) of the softmax (None with logits=False).
+
+  The logit comes from each class's own probability, not 1 - p(background),
+  which in float32 rounds a foreground probability below 3e-8 to 0 and the
+  rest near 0 to multiples of 6e-8 (`hpu_jax.metrics.ncc`)."""
   out = sample(params, rng, images, num_samples=num_samples, mean=mean)
   labels = np.asarray(out.labels).transpose(1, 0, 2, 3)
-  probs = np.asarray(1.0 - out.probs[..., 0]).transpose(1, 0, 2, 3)
-  return _foreground(labels), probs
+  if not logits:
+    return _foreground(labels), None
+  fg_logits = np.asarray(ncc.foreground_logit(out.probs)).transpose(1, 0, 2, 3)
+  return _foreground(labels), fg_logits
+
+
+def _sigmoid(x) -> np.ndarray:
+  """The foreground probability of a foreground logit (float32)."""
+  import scipy.special
+  return scipy.special.expit(np.asarray(x, np.float32))
+
+
+def _example_id(source, index: int):
+  """The example's 'id' (a string), or its index in the source if it has none."""
+  example = source[int(index)]
+  return str(example['id']) if 'id' in example else int(index)
 
 
 class _Sums:
-  """Running sums of per-image values, NaN-aware (undefined values counted)."""
+  """Running sums of per-image values, NaN-aware (undefined values counted,
+  and with `indices`, which images they were)."""
 
   def __init__(self):
     self.sum, self.count, self.undefined = {}, {}, {}
+    self.undefined_indices = {}   # name -> source indices of undefined images
+    self.can_be_undefined = set()  # names added with an explicit `defined`
     self.vectors = {}     # Sums of per-batch vectors, e.g. mode frequencies.
 
   def add_vector(self, name: str, total) -> None:
     self.vectors[name] = self.vectors.get(name, 0.0) + np.asarray(total, np.float64)
 
-  def add(self, name: str, values, defined=None) -> None:
+  def add(self, name: str, values, defined=None, indices=None) -> None:
     values = np.asarray(values, np.float64)
-    defined = np.isfinite(values) if defined is None else np.asarray(defined, bool)
+    if defined is None:
+      defined = np.isfinite(values)
+    else:
+      defined = np.asarray(defined, bool)
+      self.can_be_undefined.add(name)
     self.sum[name] = self.sum.get(name, 0.0) + float(values[defined].sum())
     self.count[name] = self.count.get(name, 0) + int(defined.sum())
     self.undefined[name] = self.undefined.get(name, 0) + int((~defined).sum())
+    if indices is not None:
+      self.undefined_indices.setdefault(name, []).extend(
+          int(i) for i in np.asarray(indices)[~defined])
+
+  def undefined_counts(self) -> Dict[str, int]:
+    """Every metric that can be undefined (S_NCC), with its count, even 0;
+    any other only where some value was not finite."""
+    return {k: n for k, n in self.undefined.items() if n or k in self.can_be_undefined}
 
   def means(self) -> Dict[str, float]:
     return {k: (self.sum[k] / self.count[k] if self.count[k] else math.nan)
             for k in self.sum}
 
 
-def _score(sums: _Sums, prefix: str, samples, probs, annotations, n: int,
-           with_sncc: bool = True) -> None:
+def _score(sums: _Sums, prefix: str, samples, fg_logits, annotations, n: int,
+           indices=None) -> None:
+  """GED and HM-IoU of the first n samples; S_NCC too, given fg_logits."""
   s, a = samples[:, :n], annotations
   distances = M.distance_matrices(s, a)          # One pass for GED and HM-IoU.
   sums.add(f'{prefix}ged{n}', np.asarray(M.ged_from_distances(distances).ged))
   sums.add(f'{prefix}hm_iou{n}', M.hungarian_matched_iou_from_distances(distances.sy))
-  if with_sncc:
-    sn = M.sncc(probs[:, :n], a)
-    sums.add(f'{prefix}sncc{n}', np.asarray(sn.value), np.asarray(sn.defined))
+  if fg_logits is not None:
+    sn = ncc.sncc_from_logits(fg_logits[:, :n], a)
+    sums.add(f'{prefix}sncc{n}', np.asarray(sn.value), np.asarray(sn.defined), indices)
+
+
+class EmptyCalibration:
+  """Whether the model samples empty masks as often as the annotators draw them.
+
+  For each image, k of its A annotators marked it (drew at least one
+  foreground pixel); the annotators' own fraction of empty masks is
+  (A - k) / A. Per k = 0..A this counts the images and, for each N, the
+  fraction of their first N samples that are empty (no foreground pixel),
+  pooled over the images of that row (the same as the mean over them of each
+  image's fraction, as every image has N samples).
+
+      cal = EmptyCalibration((16, 100))
+      cal.add(samples, annotations)   # per batch: [B, >= 100, H, W], [B, A, H, W]
+      cal.table()                     # the report's 'empty_calibration', or None
+  """
+
+  def __init__(self, num_samples: Sequence[int]):
+    self.num_samples = tuple(sorted({int(n) for n in num_samples}))
+    if not self.num_samples or self.num_samples[0] < 1:
+      raise ValueError(f'num_samples={tuple(num_samples)}: expected positive sample counts.')
+    self.num_annotators = None
+    self.images = None                       # [A + 1] images per k
+    self.empty = {}                          # N -> [A + 1] empty samples per k
+
+  def add(self, samples, annotations) -> None:
+    """samples [B, N, H, W] (N >= the largest N), annotations [B, A, H, W];
+    non-zero is foreground."""
+    samples, annotations = np.asarray(samples), np.asarray(annotations)
+    if samples.ndim != 4 or annotations.ndim != 4:
+      raise ValueError(f'samples {samples.shape} and annotations {annotations.shape}: '
+                       'expected [B, N, H, W] and [B, A, H, W].')
+    b, n, a = samples.shape[0], samples.shape[1], annotations.shape[1]
+    if annotations.shape[0] != b:
+      raise ValueError(f'samples {samples.shape} and annotations {annotations.shape}: '
+                       'expected the same number of images B.')
+    if n < self.num_samples[-1]:
+      raise ValueError(f'samples of shape {samples.shape}: {n} samples per image; '
+                       f'expected at least N = {self.num_samples[-1]}.')
+    if a < 1:
+      raise ValueError(f'annotations of shape {annotations.shape}: expected at least '
+                       'one annotator per image.')
+    if self.num_annotators is None:
+      self.num_annotators = a
+      self.images = np.zeros(a + 1, np.int64)
+      self.empty = {m: np.zeros(a + 1, np.int64) for m in self.num_samples}
+    elif a != self.num_annotators:
+      raise ValueError(f'annotations of shape {annotations.shape}: {a} annotators per '
+                       f'image; expected {self.num_annotators}, as in the earlier batches.')
+    marked = (annotations.reshape(b, a, -1) != 0).any(-1).sum(-1)     # [B] k
+    empty = ~(samples.reshape(b, n, -1) != 0).any(-1)                 # [B, N]
+    self.images += np.bincount(marked, minlength=a + 1)
+    for m in self.num_samples:
+      per_image = empty[:, :m].sum(-1)
+      self.empty[m] += np.array([per_image[marked == k].sum() for k in range(a + 1)],
+                                np.int64)
+
+  def table(self) -> Optional[dict]:
+    """The report's 'empty_calibration' (see docs/evaluation.md), or None
+    with fewer than 2 annotators per image (or no image)."""
+    a = self.num_annotators
+    if a is None or a < 2:
+      return None
+    rows = []
+    for k in range(a + 1):
+      count = int(self.images[k])
+      row = {'marked_by': k, 'num_images': count, 'true_empty_fraction': (a - k) / a}
+      for m in self.num_samples:
+        row[f'empty_fraction{m}'] = float(self.empty[m][k]) / (count * m) if count else None
+      rows.append(row)
+    return {'num_annotators': a, 'num_samples': list(self.num_samples), 'rows': rows}
 
 
 def _oracle_scores(sums: _Sums, source, indices, annotations, samples,
@@ -131,6 +271,7 @@ def evaluate(sample, params, source, *, image_size: int,
   total = len(source) if num_examples is None else min(int(num_examples), len(source))
   oracle = has_oracle(source)
   sums, mode_sums = _Sums(), {m: _Sums() for m in modes if m != 'full'}
+  calibration = EmptyCalibration(num_samples)
   key = jax.random.key(seed)
   from tqdm import tqdm
   bar = tqdm(total=total, unit='img', desc='evaluate', disable=not progress,
@@ -140,27 +281,37 @@ def evaluate(sample, params, source, *, image_size: int,
     v = batch.num_valid
     annotations = batch.masks[:v]
     rng = jax.random.fold_in(key, batch_index)
-    samples, probs = _draw(sample, params, rng, batch.images, n_max, 'full')
-    samples, probs = samples[:v], probs[:v]
+    samples, fg_logits = _draw(sample, params, rng, batch.images, n_max, 'full')
+    samples, fg_logits = samples[:v], fg_logits[:v]
     for n in num_samples:
-      _score(sums, '', samples, probs, annotations, n)
+      _score(sums, '', samples, fg_logits, annotations, n, indices=batch.indices[:v])
+    calibration.add(samples, annotations)
     if oracle:
       _oracle_scores(sums, source, batch.indices[:v], annotations, samples,
                      num_samples, seed)
     for mode_index, (mode, msums) in enumerate(mode_sums.items(), 1):
-      msamples, mprobs = _draw(sample, params, jax.random.fold_in(rng, mode_index),
-                               batch.images, n_min, mode)
-      _score(msums, '', msamples[:v], mprobs[:v], annotations, n_min, with_sncc=False)
+      msamples, _ = _draw(sample, params, jax.random.fold_in(rng, mode_index),
+                          batch.images, n_min, mode, logits=False)
+      _score(msums, '', msamples[:v], None, annotations, n_min)
     bar.update(v)
   bar.close()
+  ids = {}                                   # Read once per undefined image.
+  for index in sorted({i for v in sums.undefined_indices.values() for i in v}):
+    ids[index] = _example_id(source, index)
   report = {
       'metrics': sums.means(),
-      'undefined': {k: n for k, n in sums.undefined.items() if n},
+      'undefined': sums.undefined_counts(),
+      'undefined_images': {k: [ids[i] for i in sums.undefined_indices.get(k, [])]
+                           for k in sums.undefined_counts() if k in sums.can_be_undefined},
       'num_samples': list(num_samples),
       'num_examples': total,
       'by_sampling_mode': {m: s.means() for m, s in mode_sums.items()},
       'conventions': dict(M.CONVENTIONS),
   }
+  report['conventions'].update(REPORT_CONVENTIONS)
+  table = calibration.table()
+  if table is not None:
+    report['empty_calibration'] = table
   if oracle and sums.vectors:
     model_marginal = sums.vectors['model_mode_frequencies'] / total
     true_marginal = sums.vectors['true_mode_frequencies'] / total
@@ -211,7 +362,8 @@ def write_pictures(sample, params, source, workdir: str, *, image_size: int,
   images = np.stack([e[0] for e in examples])
   annotations = np.stack([e[1] for e in examples])
   key = jax.random.key(seed)
-  samples, probs = _draw(sample, params, key, images, num_samples, 'full')
+  samples, fg_logits = _draw(sample, params, key, images, num_samples, 'full')
+  probs = _sigmoid(fg_logits)
   # One id part per line: row titles stay readable in a narrow margin.
   titles = [str(source[i].get('id', i)).replace('/', '\n') for i in indices]
   paths = {'grid': plots.save_example_grid(
@@ -220,11 +372,48 @@ def write_pictures(sample, params, source, workdir: str, *, image_size: int,
   by_mode = {}
   for mode in modes:
     labels, _ = _draw(sample, params, jax.random.fold_in(key, len(by_mode) + 1),
-                      images[:1], gif_frames * gif_samples, mode)
+                      images[:1], gif_frames * gif_samples, mode, logits=False)
     by_mode[MODE_LABELS[mode]] = labels[0].reshape(gif_frames, gif_samples, image_size, image_size)
   paths['gif'] = plots.save_sampling_gif(os.path.join(workdir, GIF_FILE), images[0, ..., 0],
                                          by_mode, annotations=annotations[0])
   return paths
+
+
+_IDS_SHOWN = 5    # Undefined images named in the printed summary.
+
+
+def format_undefined(report: dict) -> list:
+  """One line per metric that can be undefined: how many images, which."""
+  lines = []
+  total = report.get('num_examples')
+  of = f' of {total}' if total is not None else ''
+  for name, count in report.get('undefined', {}).items():
+    if not count:
+      lines.append(f'{name}: defined for all {total} images' if total is not None
+                   else f'{name}: defined for every image')
+      continue
+    ids = report.get('undefined_images', {}).get(name, [])
+    shown = ', '.join(str(i) for i in ids[:_IDS_SHOWN])
+    more = f', ... ({len(ids)} in report.json undefined_images)' if len(ids) > _IDS_SHOWN else ''
+    lines.append(f'{name}: undefined (a constant map) for {count}{of} images, left out '
+                 f'of its mean' + (f': {shown}{more}' if ids else ''))
+  return lines
+
+
+def format_calibration(table: Optional[dict]) -> list:
+  """The 'empty_calibration' table as text lines (none without one)."""
+  if not table:
+    return []
+  a, ns = table['num_annotators'], table['num_samples']
+  lines = [f'Empty samples by the number of the {a} annotators who marked the image '
+           '(true: their own empty fraction):',
+           f"{'marked by':>9}{'images':>8}{'true':>8}" + ''.join(f'{"N=" + str(n):>8}' for n in ns)]
+  for row in table['rows']:
+    values = ''.join(f'{"-":>8}' if row[f'empty_fraction{n}'] is None
+                     else f'{row[f"empty_fraction{n}"]:>8.3f}' for n in ns)
+    lines.append(f"{str(row['marked_by']) + '/' + str(a):>9}{row['num_images']:>8}"
+                 f"{row['true_empty_fraction']:>8.3f}{values}")
+  return lines
 
 
 def format_table(report: dict) -> str:
@@ -234,8 +423,8 @@ def format_table(report: dict) -> str:
   for mode, values in report.get('by_sampling_mode', {}).items():
     for name, value in values.items():
       lines.append(f'{mode + "/" + name:<24}{value:>10.4f}')
-  for name, count in report.get('undefined', {}).items():
-    lines.append(f'{name}: undefined (constant map) for {count} image(s), left out of its mean')
+  lines += format_undefined(report)
+  lines += format_calibration(report.get('empty_calibration'))
   return '\n'.join(lines)
 
 

@@ -363,6 +363,92 @@ def test_sncc_batch_mixes_defined_and_undefined():
   np.testing.assert_allclose(mean, np.mean(np.asarray(res.value)[[0, 2]]), rtol=1e-6)
 
 
+def ref_binary_probs(d):
+  """float64 [.., 2] (background, foreground) probabilities of foreground
+  logits d, each from its own log-sigmoid (no 1 - p)."""
+  d = np.asarray(d, np.float64)
+  return np.stack([np.exp(-np.logaddexp(0.0, d)), np.exp(-np.logaddexp(0.0, -d))], -1)
+
+
+def saturated_logits(seed, b=3, n=6, h=6, w=7):
+  """Foreground logits with |d| in [16.2, 20] (p within 1e-7 of 0 or 1, as
+  exp(-16.2) < 1e-7); at each pixel a random share of the samples say
+  foreground, so that the maps vary and the correlations are defined."""
+  rng = np.random.default_rng(seed)
+  magnitude = rng.uniform(16.2, 20.0, size=(b, n, h, w))
+  share = rng.uniform(size=(b, 1, h, w))
+  sign = np.where(rng.uniform(size=(b, n, h, w)) < share, 1.0, -1.0)
+  return (magnitude * sign).astype(np.float32), rng
+
+
+def test_sncc_from_logits_saturated_matches_float64_reference():
+  d, rng = saturated_logits(40)
+  b, n, h, w = d.shape
+  probs64 = ref_binary_probs(d)                          # [B, N, H, W, 2]
+  assert np.all(np.minimum(probs64[..., 0], probs64[..., 1]) < 1e-7)
+  ann = (rng.uniform(size=(b, 4, h, w)) < 0.4).astype(np.int32)
+  refs = [ref_sncc(probs64[i], ann[i]) for i in range(b)]
+  assert all(r[1] for r in refs)
+  ref_value = np.array([r[0] for r in refs])
+  ref_per = np.stack([r[2] for r in refs])
+  # The same numbers from foreground logits, from [.., 2] logits (with a
+  # background logit that is not 0) and, as hpu_jax.evaluate does, from the
+  # foreground logit of the sampler's float32 softmax.
+  background = rng.integers(-4, 5, size=d.shape).astype(np.float32)
+  two = np.stack([background, background + d], -1)
+  softmax = jax.nn.softmax(np.stack([np.zeros_like(d), d], -1), axis=-1)
+  routes = {'fg logits': d, '2 logits': two,
+            'softmax': np.asarray(ncc.foreground_logit(softmax))}
+  for name, x in routes.items():
+    res = ncc.sncc_from_logits(x, ann)
+    assert np.all(np.asarray(res.defined)), name
+    np.testing.assert_allclose(res.value, ref_value, atol=2e-6, err_msg=name)
+    np.testing.assert_allclose(res.per_annotation, ref_per, atol=2e-6, err_msg=name)
+  # What the report used to do, 1 - p(background) in float32, misses here.
+  old = metrics.sncc(np.asarray(1.0 - softmax[..., 0]), ann)
+  assert np.nanmax(np.abs(np.asarray(old.value) - ref_value)) > 1e-3
+
+
+def test_sncc_from_logits_matches_bruteforce_and_sncc():
+  rng = np.random.default_rng(41)
+  b, n, m, h, w = 2, 5, 3, 4, 5
+  for c in (2, 3):
+    logits = (rng.normal(size=(b, n, h, w, c)) * 3).astype(np.float32)
+    labels = rng.integers(0, c, size=(b, m, h, w))
+    res = ncc.sncc_from_logits(logits, labels)
+    probs64 = np.exp(logits - np.logaddexp.reduce(logits.astype(np.float64), -1, keepdims=True))
+    for i in range(b):
+      value, defined, per = ref_sncc(probs64[i], labels[i])
+      assert defined and bool(res.defined[i])
+      np.testing.assert_allclose(res.per_annotation[i], per, atol=2e-5)
+      np.testing.assert_allclose(res.value[i], value, atol=2e-5)
+    np.testing.assert_allclose(res.value, metrics.sncc(probs64.astype(np.float32), labels).value,
+                               atol=2e-5)
+
+
+def test_sncc_from_logits_takes_certain_pixels_and_names_bad_input():
+  # A softmax probability of exactly 0 gives an infinite foreground logit,
+  # which stands for a probability of exactly 1 / 0.
+  d, rng = saturated_logits(42, b=2, n=4)
+  softmax = np.array(jax.nn.softmax(np.stack([np.zeros_like(d), d], -1), axis=-1))
+  d[0, :, 0, 0], softmax[0, :, 0, 0] = np.inf, (0.0, 1.0)
+  d[1, :, 1, 1], softmax[1, :, 1, 1] = -np.inf, (1.0, 0.0)
+  fg_logit = np.asarray(ncc.foreground_logit(softmax))
+  assert fg_logit[0, 0, 0, 0] == np.inf and fg_logit[1, 0, 1, 1] == -np.inf
+  ann = (rng.uniform(size=(2, 3) + d.shape[2:]) < 0.5).astype(np.int32)
+  res = ncc.sncc_from_logits(fg_logit, ann)
+  for i in range(2):
+    value, defined, per = ref_sncc(ref_binary_probs(d[i]), ann[i])
+    assert defined and bool(res.defined[i])
+    np.testing.assert_allclose(res.per_annotation[i], per, atol=2e-6)
+  with pytest.raises(ValueError, match=r'sample_logits of shape \(2, 4, 6\)'):
+    ncc.sncc_from_logits(np.zeros((2, 4, 6)), ann)
+  with pytest.raises(ValueError, match='sample_logits .* and annotations .* H, W must agree'):
+    ncc.sncc_from_logits(np.zeros((2, 4, 5, 5)), ann)
+  with pytest.raises(ValueError, match=r'class_probs of shape \(2, 3\): expected \[\.\.\., 2\]'):
+    ncc.foreground_logit(np.full((2, 3), 1 / 3))
+
+
 def test_mean_defined():
   mean, n = metrics.mean_defined([1.0, np.nan, 3.0], [True, False, True])
   assert (mean, n) == (2.0, 1)

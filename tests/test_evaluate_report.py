@@ -1,0 +1,234 @@
+"""The report's S_NCC bookkeeping (undefined images counted and named) and its
+empty-sample calibration table: known answers on hand-made arrays, a stub
+sampler whose samples are chosen, and a tiny initialised model."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hpu_jax import configuration, evaluate
+from hpu_jax.data import pipeline
+from hpu_jax.sampling import Samples, make_sampler
+
+from helpers import tiny_config
+
+
+def masks_marked_by(k, a=4, size=6):
+  """[A, H, W]: the first k annotators mark a pixel, the others draw nothing."""
+  m = np.zeros((a, size, size), np.uint8)
+  m[:k, 1, 1] = 1
+  return m
+
+
+def samples_with_empty(empty, size=6):
+  """[N, H, W] samples, sample i empty where empty[i] else one pixel marked."""
+  s = np.zeros((len(empty), size, size), np.uint8)
+  for i, e in enumerate(empty):
+    if not e:
+      s[i, 3, 3] = 1
+  return s
+
+
+# ----------------------------------------------------------------------------
+# The table's arithmetic.
+
+def test_empty_calibration_known_answer():
+  cal = evaluate.EmptyCalibration((2, 4))
+  # Batch 1: three images. N = 4 samples each; the first 2 are the N = 2 prefix.
+  cal.add(np.stack([samples_with_empty([1, 1, 1, 0]),      # k = 0
+                    samples_with_empty([0, 1, 1, 1]),      # k = 2
+                    samples_with_empty([1, 0, 0, 0])]),    # k = 0
+          np.stack([masks_marked_by(0), masks_marked_by(2), masks_marked_by(0)]))
+  # Batch 2: two images, more samples than the largest N (ignored).
+  cal.add(np.stack([samples_with_empty([0, 0, 0, 0, 1]),   # k = 4
+                    samples_with_empty([1, 1, 0, 1, 1])]),  # k = 2
+          np.stack([masks_marked_by(4), masks_marked_by(2)]))
+  table = cal.table()
+  assert table['num_annotators'] == 4 and table['num_samples'] == [2, 4]
+  rows = table['rows']
+  assert [r['marked_by'] for r in rows] == [0, 1, 2, 3, 4]
+  assert [r['num_images'] for r in rows] == [2, 0, 2, 0, 1]
+  assert [r['true_empty_fraction'] for r in rows] == [1.0, 0.75, 0.5, 0.25, 0.0]
+  # k = 0: N = 2 -> (2 + 1) / 4; N = 4 -> (3 + 1) / 8.
+  # k = 2: N = 2 -> (1 + 2) / 4; N = 4 -> (3 + 3) / 8.   k = 4: 0.
+  assert [r['empty_fraction2'] for r in rows] == [0.75, None, 0.75, None, 0.0]
+  assert [r['empty_fraction4'] for r in rows] == [0.5, None, 0.75, None, 0.0]
+  json.dumps(table, allow_nan=False)   # Plain JSON: null for an empty row.
+
+
+def test_empty_calibration_counts_any_nonzero_pixel_and_checks_its_input():
+  cal = evaluate.EmptyCalibration([3])
+  masks = masks_marked_by(1).astype(np.int32) * 255      # 0 / 255 masks
+  samples = samples_with_empty([1, 0, 1]).astype(bool)
+  cal.add(samples[None], masks[None])
+  assert cal.table()['rows'][1] == {'marked_by': 1, 'num_images': 1,
+                                    'true_empty_fraction': 0.75,
+                                    'empty_fraction3': pytest.approx(2 / 3)}
+  with pytest.raises(ValueError, match='3 annotators per image; expected 4'):
+    cal.add(samples[None], masks[None, :3])
+  with pytest.raises(ValueError, match='2 samples per image; expected at least N = 3'):
+    cal.add(samples[None, :2], masks[None])
+  with pytest.raises(ValueError, match=r'num_samples=\(0,\): expected positive'):
+    evaluate.EmptyCalibration((0,))
+  # One annotator per image: no table (every image is 0 % or 100 % empty).
+  single = evaluate.EmptyCalibration([3])
+  single.add(samples[None], masks[None, :1])
+  assert single.table() is None
+  assert evaluate.EmptyCalibration([3]).table() is None
+
+
+def test_printed_summary_says_how_many_are_undefined_and_shows_the_table():
+  table = evaluate.EmptyCalibration((2,))
+  table.add(np.stack([samples_with_empty([1, 0]), samples_with_empty([0, 0])]),
+            np.stack([masks_marked_by(0, a=2), masks_marked_by(2, a=2)]))
+  report = {'metrics': {'sncc2': 0.5, 'sncc16': 0.4}, 'num_examples': 9,
+            'undefined': {'sncc2': 0, 'sncc16': 7},
+            'undefined_images': {'sncc2': [], 'sncc16': [f'p/{i}' for i in range(7)]},
+            'empty_calibration': table.table()}
+  text = evaluate.format_table(report)
+  assert 'sncc2: defined for all 9 images' in text
+  assert ('sncc16: undefined (a constant map) for 7 of 9 images, left out of its mean: '
+          'p/0, p/1, p/2, p/3, p/4, ... (7 in report.json undefined_images)') in text
+  lines = text.splitlines()
+  start = lines.index(next(l for l in lines if l.startswith('Empty samples')))
+  assert lines[start + 1].split() == ['marked', 'by', 'images', 'true', 'N=2']
+  assert lines[start + 2].split() == ['0/2', '1', '1.000', '0.500']
+  assert lines[start + 3].split() == ['1/2', '0', '0.500', '-']
+  assert lines[start + 4].split() == ['2/2', '1', '0.000', '0.000']
+
+
+# ----------------------------------------------------------------------------
+# evaluate() with a stub sampler: which images are undefined, and the table.
+
+SIZE = 8
+
+
+class StubSource:
+  """Images whose first pixels say how the stub sampler treats them."""
+
+  def __init__(self, kinds, marked_by):
+    self.kinds, self.marked_by = kinds, marked_by
+
+  def __len__(self):
+    return len(self.kinds)
+
+  def __getitem__(self, i):
+    image = np.zeros((SIZE, SIZE), np.uint8)
+    image[0, 0] = 255 * (self.kinds[i] == 'varied')
+    image[0, 1] = 255 * (self.kinds[i] == 'hard patch')
+    return {'image': image, 'masks': masks_marked_by(self.marked_by[i], size=SIZE),
+            'id': f'img{i}'}
+
+
+def stub_sample(params, rng, images, num_samples=1, mean='full'):
+  """'varied' images: even samples empty, odd ones a confident 2 x 2 patch of
+  random strength (the samples disagree: S_NCC is defined). Other images: every
+  sample the same saturated map (E_ss constant: S_NCC undefined), a patch for
+  'hard patch', else empty."""
+  del params, mean
+  images = np.asarray(images)[..., 0]
+  b = images.shape[0]
+  noise = 1.0 + np.abs(np.asarray(jax.random.normal(rng, (num_samples, b, 2, 2))))
+  d = np.full((num_samples, b, SIZE, SIZE), -30.0, np.float32)
+  for j in range(b):
+    if images[j, 0, 0] > 0.5:
+      d[1::2, j, 2:4, 2:4] = noise[1::2, j]
+    elif images[j, 0, 1] > 0.5:
+      d[:, j, 2:4, 2:4] = 30.0
+  probs = jax.nn.softmax(np.stack([np.zeros_like(d), d], -1), axis=-1)
+  return Samples(labels=(d > 0).astype(np.int32), probs=probs, latents=())
+
+
+def test_report_names_the_undefined_images_and_gives_the_table():
+  kinds = ['varied', 'hard empty', 'hard patch', 'varied', 'hard empty']
+  source = StubSource(kinds, marked_by=[0, 0, 4, 2, 1])
+  report = evaluate.evaluate(stub_sample, None, source, image_size=SIZE, num_samples=(4, 2),
+                             batch_size=2, modes=('full',), progress=False)
+  assert report['undefined'] == {'sncc2': 3, 'sncc4': 3}
+  assert report['undefined_images'] == {'sncc2': ['img1', 'img2', 'img4'],
+                                        'sncc4': ['img1', 'img2', 'img4']}
+  assert np.isfinite(report['metrics']['sncc2']) and np.isfinite(report['metrics']['sncc4'])
+  rows = report['empty_calibration']['rows']
+  assert [r['num_images'] for r in rows] == [2, 1, 1, 0, 1]
+  # k = 0: a varied image (half of its samples empty) and a hard empty one.
+  assert [r['empty_fraction2'] for r in rows] == [0.75, 1.0, 0.5, None, 0.0]
+  assert [r['empty_fraction4'] for r in rows] == [0.75, 1.0, 0.5, None, 0.0]
+  for key in ('sncc_probabilities', 'sncc_undefined_images', 'empty_calibration'):
+    assert key in report['conventions']
+  json.dumps(report, allow_nan=False)
+  text = evaluate.format_table(report)
+  assert 'sncc4: undefined (a constant map) for 3 of 5 images' in text and 'img4' in text
+
+
+# ----------------------------------------------------------------------------
+# A tiny model on the tiny synthetic set (4 annotators).
+
+class WithoutOracle:
+  """The source's examples only: evaluate() then skips the oracle metrics,
+  whose compilations would double this test's time."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, i):
+    return self.source[i]
+
+
+def tiny_model_params(model, background_bias):
+  """Random weights (no compilation of init: only its shapes are traced), with
+  the logits' background bias set so that some samples come out empty."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0),
+                          jax.ShapeDtypeStruct((1, 32, 32), jnp.int32),
+                          jax.ShapeDtypeStruct((1, 32, 32, 1), jnp.float32))
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(lambda s: rng.normal(0.0, 0.3, s.shape).astype(np.float32), shapes)
+  params['hpunet/~/f_comb/logits']['b'] = np.array([background_bias, 0.0], np.float32)
+  return params
+
+
+def test_tiny_model_report_has_the_table_and_the_sncc_counts():
+  config = tiny_config()
+  config.data.synthetic.num_validation = 12       # every k = 0..4 occurs
+  model = configuration.build_model(config.model)
+  params = tiny_model_params(model, background_bias=0.9)
+  sample = make_sampler(model)
+  source = WithoutOracle(configuration.data_source(config.data, 'validation'))
+  report = evaluate.evaluate(sample, params, source, image_size=32, num_samples=(2, 4),
+                             batch_size=4, seed=5, modes=('full',), progress=False)
+  assert report['num_examples'] == 12
+  # Independently: the same draws (key fold_in(key(seed), batch index)), then
+  # per image k and the empty samples counted by hand.
+  expected = {n: np.zeros(5) for n in (2, 4)}
+  images_per_k = np.zeros(5, int)
+  key = jax.random.key(5)
+  for index, batch in enumerate(pipeline.eval_batches(source, batch_size=4, image_size=32)):
+    labels = np.asarray(sample(params, jax.random.fold_in(key, index), batch.images,
+                               num_samples=4).labels)
+    for j in range(batch.num_valid):
+      k = sum(int(batch.masks[j, a].any()) for a in range(4))
+      images_per_k[k] += 1
+      for n in (2, 4):
+        expected[n][k] += sum(not labels[i, j].any() for i in range(n)) / n
+  table = report['empty_calibration']
+  assert table['num_annotators'] == 4 and table['num_samples'] == [2, 4]
+  assert [r['num_images'] for r in table['rows']] == list(images_per_k)
+  for n in (2, 4):
+    got = [r[f'empty_fraction{n}'] for r in table['rows']]
+    want = [e / c if c else None for e, c in zip(expected[n], images_per_k)]
+    assert got == pytest.approx(want), n
+  # The bias makes about half of the samples empty: the table is not trivial.
+  assert 0 < expected[4].sum() < images_per_k.sum()
+  # S_NCC at every N, with its undefined count stated even when 0.
+  for n in (2, 4):
+    name = f'sncc{n}'
+    assert name in report['metrics'] and name in report['undefined']
+    assert len(report['undefined_images'][name]) == report['undefined'][name]
+    assert all(i.startswith('synthetic/validation/') for i in report['undefined_images'][name])
+  json.dumps(report, allow_nan=False)
+  text = evaluate.format_table(report)
+  assert 'Empty samples by the number of the 4 annotators' in text and 'sncc4: ' in text
