@@ -98,6 +98,12 @@ def get_config() -> ml_collections.ConfigDict:
   # past it, saves a checkpoint there and evaluates as at the end; running the
   # same command again resumes towards num_steps. Single-host runs only.
   config.train.time_limit_minutes = 0.0
+  # A directory (created if missing) for JAX's persistent compilation cache
+  # and, on GPU, XLA's autotuning results, so that the next run, in a new
+  # process or on a fresh machine, neither recompiles nor autotunes again.
+  # '' : off. Give the same path string each time (e.g. relative to the
+  # repository root): the path is part of the cache keys. hpu_jax/compile_cache.py.
+  config.train.compilation_cache_dir = ''
   # Several processes (one per host) through jax.distributed: each of the
   # three below, when unset, comes from JAX_COORDINATOR_ADDRESS,
   # JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a cluster JAX detects (SLURM, ...).

@@ -279,6 +279,8 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
   _check_eval(config.eval)
   if config.train.get('distributed', False):
     distributed_kwargs(config.train)
+  from hpu_jax import compile_cache
+  compile_cache.check(config.train.get('compilation_cache_dir', ''))
   # Spanning sections:
   from hpu_jax.data.pipeline import validate_batch_size
   with _section('train'):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hpu_jax import configuration
+from hpu_jax import compile_cache, configuration
 from hpu_jax import evaluate as evaluation
 from hpu_jax import workdir as run_dir
 from hpu_jax.configuration import LoopSettings
@@ -54,7 +54,13 @@ def train(config, workdir: str,
           on_checkpoint: Optional[Callable[[int], None]] = None) -> TrainResult:
   """Trains to config.train.num_steps (or until config.train.time_limit_minutes
   has passed), resuming from the newest checkpoint in `workdir` if there is
-  one. `on_checkpoint(step)` runs after each save."""
+  one. `on_checkpoint(step)` runs after each save. With
+  `train.compilation_cache_dir` set, compiled programs (and on GPU, XLA's
+  autotuning results) are loaded from and saved to that directory
+  (hpu_jax/compile_cache.py); it is turned on first, before any compile."""
+  cache_dir = config.train.get('compilation_cache_dir', '')
+  if cache_dir:
+    compile_cache.enable(cache_dir)
   if config.train.distributed:
     jax.distributed.initialize(**configuration.distributed_kwargs(config.train))
   devices = jax.local_devices()
@@ -83,6 +89,8 @@ def train(config, workdir: str,
       writer.close()
     if lock is not None:
       lock.release()
+  if cache_dir:
+    _say(compile_cache.summary())
   stop.reraise()   # Ctrl-C and SIGTERM end the process as usual, after the save.
   return TrainResult(state=state, workdir=workdir,
                      best_step=validator.best_step if validator else None)
