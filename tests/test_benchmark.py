@@ -1,6 +1,8 @@
-"""scripts/benchmark.py: one run on the tiny config (its JSON line and the
-2-device child on fake CPU devices), and its helpers without compiling."""
+"""scripts/benchmark.py: one run on the tiny config (its JSON line, the
+2-device child on fake CPU devices and a profile of 5 train steps), and its
+helpers without compiling."""
 import argparse
+import gzip
 import importlib.util
 import json
 import os
@@ -31,7 +33,19 @@ POSITIVE = ('train_images_per_s', 'train_compile_s', 'train_images_per_s_2dev',
             'train_achieved_gflops_per_s', 'sample_gflops_per_call',
             'sample_achieved_gflops_per_s', 'matmul_peak_gflops_per_s',
             'train_fraction_of_matmul_peak', 'sample_fraction_of_matmul_peak',
-            'peak_host_rss_mb', 'peak_host_rss_mb_2dev', 'params')
+            'peak_host_rss_mb', 'peak_host_rss_mb_2dev', 'params',
+            'train_lower_s', 'train_xla_compile_s', 'train_first_step_s', 'train_step_s',
+            'sample_lower_s', 'sample_xla_compile_s', 'sample_first_call_s', 'sample_call_s',
+            'protocol_hours', 'train_gflops_per_step_architecture',
+            'train_gflops_per_step_implementation', 'train_model_gflops_per_s',
+            'train_model_fraction_of_matmul_peak', 'sample_gflops_per_call_architecture',
+            'sample_gflops_per_call_implementation', 'sample_model_gflops_per_s',
+            'sample_model_fraction_of_matmul_peak', 'matmul_peak_float32_gflops_per_s',
+            'matmul_peak_bfloat16_gflops_per_s', 'train_gbytes_per_step',
+            'train_achieved_gbytes_per_s', 'train_fraction_of_memory_bandwidth',
+            'sample_gbytes_per_call', 'sample_achieved_gbytes_per_s',
+            'sample_fraction_of_memory_bandwidth', 'memory_bandwidth_gbytes_per_s')
+PROFILED_STEPS = 5
 
 
 def load_benchmark():
@@ -42,14 +56,22 @@ def load_benchmark():
 
 
 @pytest.fixture(scope='module')
-def report(tmp_path_factory):
+def profile_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp('benchmark') / 'profile'
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory, profile_dir):
   config = tmp_path_factory.mktemp('benchmark') / 'tiny_config.py'
   config.write_text(CONFIG)
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)  # conftest's 2 fake devices: not for the parent.
+  # Small probes (a 256 x 256 matmul, an 8 MiB array) keep the run short.
   proc = subprocess.run(
       [sys.executable, SCRIPT, '--config', str(config), '--batch', '4', '--samples', '4',
-       '--repeats', '2'], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+       '--repeats', '2', '--matmul_size', '256', '--memory_mb', '8',
+       '--profile_dir', str(profile_dir), '--profile_steps', str(PROFILED_STEPS)],
+      capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = [line for line in proc.stdout.splitlines() if line.strip()]
   assert len(lines) == 1, proc.stdout
@@ -72,10 +94,68 @@ def test_the_json_line_has_every_field(report):
   assert report['jax'] == jax.__version__
   assert report['cpu_count'] == os.cpu_count()
   assert isinstance(report['device'], str) and report['device_2dev'] == report['device']
-  assert report['matmul_size'] == 2048
+  assert report['matmul_size'] == 256 and report['memory_probe_mb'] == 8
   assert (report['size'], report['batch'], report['samples_per_image'],
           report['annotations_per_image'], report['repeats']) == (32, 4, 4, 4, 2)
   assert report['dtype'] == 'float32' and report['remat'] is False
+  assert report['matmul_peak_gflops_per_s'] == report['matmul_peak_float32_gflops_per_s']
+
+
+def test_compile_time_is_split_from_run_time(report):
+  for kind, what in (('train', 'step'), ('sample', 'call')):
+    parts = [report[f'{kind}_{p}'] for p in ('lower_s', 'xla_compile_s', f'first_{what}_s')]
+    # Each rounded to 3 significant digits.
+    assert report[f'{kind}_compile_s'] == pytest.approx(sum(parts), rel=0.01)
+  assert report['train_images_per_s'] == pytest.approx(4 / report['train_step_s'], rel=1e-3)
+  assert report['sample_images_per_s'] == pytest.approx(16 / report['sample_call_s'], rel=1e-3)
+
+
+def test_protocol_hours_is_the_papers_protocol_at_the_measured_rate(report):
+  assert report['protocol_hours'] == pytest.approx(
+      240_000 * 32 / report['train_images_per_s'] / 3600, rel=2e-3)
+
+
+def test_flop_counts_of_program_and_architecture(report):
+  bench = load_benchmark()
+  from helpers import tiny_config
+  counts, savings = bench.architecture_flops(tiny_config(), 32, 4, 4)
+  assert report['flops_savings'] == list(savings)
+  for kind, per in (('train', 'per_step'), ('sample', 'per_call')):
+    assert report[f'{kind}_gflops_{per}_architecture'] == pytest.approx(
+        counts[kind]['architecture'] / 1e9, rel=1e-3)
+    assert report[f'{kind}_gflops_{per}_implementation'] == pytest.approx(
+        counts[kind]['implementation'] / 1e9, rel=1e-3)
+    # On CPU XLA counts the convolutions: the count is complete, and (with 4
+    # and 8 channels, elementwise work is a large share here) above the
+    # convolutions' own.
+    assert report[f'{kind}_flops_program_complete'] is True
+    assert report[f'{kind}_gflops_{per}'] >= report[f'{kind}_gflops_{per}_implementation']
+  assert report['train_model_gflops_per_s'] == pytest.approx(
+      report['train_gflops_per_step_architecture'] / report['train_step_s'], rel=2e-3)
+
+
+def test_the_profile_holds_the_traced_train_steps(report, profile_dir):
+  assert report['profiled_steps'] == PROFILED_STEPS
+  assert report['profile_dir'] == str(profile_dir)
+  trace = report['profile_trace']
+  assert os.path.dirname(os.path.dirname(os.path.dirname(trace))) == os.path.join(
+      str(profile_dir), 'plugins')
+  with gzip.open(trace, 'rt') as f:
+    events = json.load(f)['traceEvents']
+  steps = [e for e in events if e.get('name') == 'train_step']
+  assert len(steps) == PROFILED_STEPS
+  # The Chrome trace beside it, which hpu_jax/profile_summary.py reads first.
+  assert [n for n in os.listdir(os.path.dirname(trace)) if n.endswith('.trace.json.gz')]
+
+
+def test_program_counts_below_the_implementations_are_flagged():
+  bench = load_benchmark()
+  # On GPU the cuDNN convolutions are custom calls outside the cost analysis:
+  # 54 GFLOP counted where the convolutions alone are about 660.
+  assert bench.program_complete(54.5e9, 661.7e9) is False
+  assert bench.program_complete(1.03e9, 1.0e9) is True
+  assert bench.program_complete(None, 1.0e9) is None
+  assert bench.protocol_hours(734.0) == pytest.approx(2.907, rel=1e-3)
 
 
 def test_flops_of_reads_a_dict_or_a_list_of_dicts():
@@ -95,6 +175,9 @@ def test_flops_of_reads_a_dict_or_a_list_of_dicts():
   assert bench.flops_of(Compiled([{}])) is None
   assert bench.flops_of(Compiled(None)) is None
   assert bench.flops_of(Compiled(NotImplementedError())) is None
+  assert bench.bytes_of(Compiled([{'flops': 1.0, 'bytes accessed': 8.0},
+                                  {'bytes accessed': 2.0}])) == 10.0
+  assert bench.bytes_of(Compiled({'flops': 1.0})) is None
 
 
 def test_options_set_only_the_fields_asked_for():
