@@ -142,7 +142,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from hpu_jax import configuration, flops, parameter_split  # noqa: E402
+from hpu_jax import compile_cache, configuration, flops, parameter_split  # noqa: E402
 from hpu_jax import evaluate as evaluation  # noqa: E402
 from hpu_jax.model import model_summary  # noqa: E402
 from hpu_jax.precision import DTYPES  # noqa: E402
@@ -271,6 +271,8 @@ def architecture_flops(config, size, batch, num_samples):
 def setup(config, args):
   """(config, model, optimizer, loss config, image size) for the arguments."""
   config = apply_options(config, args)
+  if config.train.get('compilation_cache_dir', ''):
+    compile_cache.enable(config.train.compilation_cache_dir)  # before any compile.
   size = args.size or int(config.data.image_size)
   model = configuration.build_model(config.model)
   optimizer = configuration.optimizer(config.train)
@@ -568,7 +570,7 @@ def main(argv):
       annotations_per_image=NUM_ANNOTATIONS, repeats=args.repeats,
       train_images_per_s=signif(train_rate),
       **compile_fields['train'],
-      protocol_hours=signif(protocol_hours(train_rate), 3),
+      protocol_hours=signif(protocol_hours(train_rate), 4),
       **{k: child.get(k) for k in CHILD_FIELDS}, train_2dev_note=note,
       sample_images_per_s=signif(args.batch * args.samples / sample['seconds']),
       **compile_fields['sample'],
