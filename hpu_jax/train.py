@@ -70,10 +70,11 @@ def train(config, workdir: str,
   loop = run.loop
   workdir = run_dir.create(workdir)
   lock = run_dir.WorkdirLock(workdir).acquire() if is_chief else None
-  writer = None
+  writer = checkpoints = None
   try:
     changes = run_dir.check_resume_config(workdir, config)
-    checkpoints = run_dir.latest_checkpoints(workdir, loop.keep_checkpoints)
+    # Saved in the background: the next steps run while orbax writes.
+    checkpoints = run_dir.latest_checkpoints(workdir, loop.keep_checkpoints, async_save=True)
     validator = run.validation and Validator(
         make_sampler(run.model, compute_dtype=run.dtype), run.validation, run.image_size,
         loop, run.eval_batch_size, run_dir.best_checkpoint(workdir))
@@ -85,6 +86,8 @@ def train(config, workdir: str,
       state = _loop(run, state, start, devices, checkpoints, validator, writer, stop,
                     on_checkpoint)
   finally:
+    if checkpoints is not None:
+      checkpoints.close()   # The last save's files complete before anything else.
     if writer is not None:
       writer.close()
     if lock is not None:
@@ -127,6 +130,7 @@ def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, val
       if due.save:   # Every process joins the save; orbax writes once.
         checkpoints.save(done, checked_tree(rstate, done, checkpoints), _meta(validator))
         if on_checkpoint is not None:
+          checkpoints.wait()   # The callback sees the files complete.
           on_checkpoint(done)
       if due.stop_early:
         if is_chief:
@@ -247,12 +251,13 @@ def what_is_due(done: int, loop: LoopSettings, out_of_time: bool, stop: bool = F
 # ----------------------------------------------------------------------------
 # Metrics: read back from the devices only when logging, checked for NaN.
 
-def check_finite(step: int, metrics: dict, last_good: Optional[int], ckpt_dir: str) -> None:
+def check_finite(step: int, metrics: dict, checkpoints: run_dir.Checkpointer) -> None:
   for name, value in metrics.items():
     if not np.all(np.isfinite(value)):
       raise NonFiniteLossError(
           f'step {step}: {name} = {value} is not finite; training stopped. The '
-          f'newest good checkpoint is step {last_good} in {ckpt_dir}.')
+          f'newest good checkpoint is step {checkpoints.latest_step()} in '
+          f'{checkpoints.directory}.')
 
 
 class PendingMetrics:
@@ -274,7 +279,7 @@ class PendingMetrics:
     self.items = []
     per_step = [{k: float(np.asarray(v)[0]) for k, v in m.items()} for m in host]
     for step, metrics in zip(steps, per_step):
-      check_finite(step, metrics, checkpoints.latest_step(), checkpoints.directory)
+      check_finite(step, metrics, checkpoints)
     return {k: float(np.mean([m[k] for m in per_step])) for k in per_step[0]}
 
 

@@ -115,31 +115,48 @@ class Checkpointer:
 
   Restoring needs the tree's structure, given as an abstract tree
   (`jax.eval_shape` output or arrays), so that NamedTuples such as the
-  optimiser state come back as they were saved."""
+  optimiser state come back as they were saved.
 
-  def __init__(self, directory: str, max_to_keep: Optional[int] = 3):
+  With `async_save`, `save` returns once the state is on the host and orbax
+  writes the files in a background thread (a step's files appear under a
+  temporary name and are renamed when complete, so an interrupted write
+  never looks like a checkpoint). Everything that reads the directory, the
+  next save and `close` first wait for the write in flight."""
+
+  def __init__(self, directory: str, max_to_keep: Optional[int] = 3,
+               async_save: bool = False):
     self.directory = os.path.abspath(os.fspath(directory))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=bool(async_save))
+    self._async = bool(async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=('state', 'meta'))
 
+  def wait(self) -> None:
+    """Returns when the last save's files are complete on disk."""
+    self._manager.wait_until_finished()
+
   def steps(self):
+    self.wait()
     return list(self._manager.all_steps())
 
   def latest_step(self) -> Optional[int]:
+    self.wait()
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any, meta: Optional[dict] = None) -> None:
-    """Writes `state` (host or device arrays) and `meta` under `step`."""
+    """Writes `state` (host or device arrays) and `meta` under `step`; with
+    `async_save` the files are written in the background (see the class)."""
     state = jax.device_get(state)
     meta = dict(meta or {}, step=int(step))
     self._manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    self._manager.wait_until_finished()
+    if not self._async:
+      self.wait()
 
   def restore(self, target: Any, step: Optional[int] = None) -> Tuple[Any, dict]:
     """Restores `step` (default: the newest) into the structure of `target`."""
+    self.wait()
     step = self.latest_step() if step is None else int(step)
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
@@ -149,6 +166,7 @@ class Checkpointer:
     return restored['state'], dict(restored['meta'])
 
   def read_meta(self, step: Optional[int] = None) -> dict:
+    self.wait()
     step = self.latest_step() if step is None else int(step)
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
@@ -158,15 +176,19 @@ class Checkpointer:
 
   def reload(self) -> None:
     """Re-reads the directory (after a step was moved away)."""
+    self.wait()
     self._manager.reload()
 
   def close(self) -> None:
+    """Waits for the write in flight, then releases orbax's resources."""
+    self.wait()
     self._manager.close()
 
 
-def latest_checkpoints(workdir: str, max_to_keep: Optional[int] = 3) -> Checkpointer:
+def latest_checkpoints(workdir: str, max_to_keep: Optional[int] = 3,
+                       async_save: bool = False) -> Checkpointer:
   """`checkpoints/`: the last `max_to_keep` (None: all)."""
-  return Checkpointer(os.path.join(workdir, LATEST_DIR), max_to_keep)
+  return Checkpointer(os.path.join(workdir, LATEST_DIR), max_to_keep, async_save)
 
 
 def best_checkpoint(workdir: str) -> Checkpointer:
