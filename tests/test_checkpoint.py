@@ -36,6 +36,23 @@ def test_round_trip_keeps_structure_values_and_meta(tmp_path):
   assert ckpt.read_meta(7)['step'] == 7
 
 
+def test_background_saves_are_complete_for_every_reader(tmp_path):
+  """async_save: save returns at once; steps, restore, read_meta, another
+  Checkpointer after close, all see complete files, the newest 2 kept."""
+  ckpt = Checkpointer(tmp_path / 'c', max_to_keep=2, async_save=True)
+  for step in (1, 2, 3):
+    ckpt.save(step, make_tree(float(step)), {'best_validation_ged': step / 10})
+  assert ckpt.steps() == [2, 3] and ckpt.latest_step() == 3
+  restored, meta = ckpt.restore(make_tree(0.0))
+  np.testing.assert_array_equal(restored['params']['w'], make_tree(3.0)['params']['w'])
+  assert meta == {'best_validation_ged': 0.3, 'step': 3}
+  ckpt.save(4, make_tree(4.0))
+  ckpt.close()   # waits for step 4's files.
+  again = Checkpointer(tmp_path / 'c', max_to_keep=2)
+  assert again.steps() == [3, 4] and again.read_meta(4)['step'] == 4
+  assert not [n for n in os.listdir(tmp_path / 'c') if 'tmp' in n]
+
+
 def test_keeps_the_last_k(tmp_path):
   ckpt = Checkpointer(tmp_path / 'c', max_to_keep=2)
   for step in (1, 2, 3, 4):
