@@ -27,7 +27,8 @@ def get_config():
   # 0.05: lambda then grew all run (u moves about one learning rate per step
   # under Adam, whatever loss.rate) and the prior's samples fell behind the
   # ELBO's. If lagmul never levels off, raise kappa to what the model
-  # reaches (its ma_rec_loss_mean) or use loss_type='elbo'.
+  # reaches (its ma_rec_loss_mean) or use loss_type='elbo'. There, kappa 0.3
+  # matched the ELBO's GED16 and beat its HM-IoU16 on validation.
   config.loss.loss_type = 'geco'
   config.loss.kappa = 0.05
   config.loss.top_k_percentage = 0.02
