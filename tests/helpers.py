@@ -35,3 +35,15 @@ def tiny_config(num_steps: int = 2):
   config.eval.picture_examples = 2
   config.eval.gif_frames = 2
   return config
+
+
+# A config file for the scripts' --config flag that returns tiny_config().
+TINY_CONFIG_FILE = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from helpers import tiny_config
+
+
+def get_config():
+  return tiny_config()
+"""

@@ -14,19 +14,10 @@ import pytest
 
 from hpu_jax import xla_cpu
 
-from helpers import ROOT
+from helpers import ROOT, TINY_CONFIG_FILE
 
 SCRIPT = os.path.join(ROOT, 'scripts', 'benchmark.py')
-TESTS = os.path.join(ROOT, 'tests')
-CONFIG = f"""
-import sys
-sys.path.insert(0, {TESTS!r})
-from helpers import tiny_config
-
-
-def get_config():
-  return tiny_config()
-"""
+CONFIG = TINY_CONFIG_FILE
 POSITIVE = ('train_images_per_s', 'train_compile_s', 'train_images_per_s_2dev',
             'train_compile_s_2dev', 'sample_images_per_s', 'sample_compile_s',
             'metric_images_per_s', 'metric_compile_s', 'train_gflops_per_step',

@@ -10,19 +10,10 @@ import pytest
 
 from hpu_jax import compile_cache, configuration, train
 
-from helpers import ROOT, tiny_config
+from helpers import ROOT, tiny_config, TINY_CONFIG_FILE
 
 SCRIPT = os.path.join(ROOT, 'scripts', 'train.py')
-TESTS = os.path.join(ROOT, 'tests')
-CONFIG = f"""
-import sys
-sys.path.insert(0, {TESTS!r})
-from helpers import tiny_config
-
-
-def get_config():
-  return tiny_config()
-"""
+CONFIG = TINY_CONFIG_FILE
 SUMMARY = re.compile(r'compilation cache (.+): (\d+) of (\d+) programs loaded from it, '
                      r'(\d+) compiled and saved; (\d+) programs and (\d+) autotuning')
 

@@ -7,19 +7,11 @@ import subprocess
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, TINY_CONFIG_FILE
 
 SCRIPT = os.path.join(ROOT, 'scripts', 'gpu_benchmark.sh')
 TESTS = os.path.join(ROOT, 'tests')
-CONFIG = f"""
-import sys
-sys.path.insert(0, {TESTS!r})
-from helpers import tiny_config
-
-
-def get_config():
-  return tiny_config()
-"""
+CONFIG = TINY_CONFIG_FILE
 CONV = '--xla_gpu_enable_command_buffer=+CONVOLUTION --xla_gpu_graph_min_graph_size=1'
 
 
