@@ -122,4 +122,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.picture_examples = 6
   config.eval.gif_frames = 8
   config.eval.seed = 0
+  # Multiplies the standard deviations the latents are drawn with in the
+  # evaluation and, by default, in scripts/sample.py: one factor for every
+  # latent level, or one per level (coarsest first). (1.0,): as trained.
+  config.eval.temperature = (1.0,)
   return config

@@ -11,7 +11,7 @@ few that span sections (batch vs devices, image size vs levels, ...).
 import contextlib
 import os
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
 import jax.numpy as jnp
 import optax
@@ -255,6 +255,14 @@ def distributed_kwargs(train_cfg, environ=os.environ) -> dict:
   return kwargs
 
 
+def sampling_temperature(config) -> Tuple[float, ...]:
+  """`eval.temperature` (absent: 1) as one factor per latent level."""
+  from hpu_jax.latents import resolve_temperatures
+  with _section('eval'):
+    return resolve_temperatures(config.eval.get('temperature', (1.0,)),
+                                len(config.model.latent_dims))
+
+
 def _check_eval(eval_cfg) -> None:
   from hpu_jax import evaluate as evaluation
   with _section('eval'):
@@ -277,6 +285,7 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
   _check_data(config.data)
   loop = loop_settings(config)
   _check_eval(config.eval)
+  sampling_temperature(config)
   if config.train.get('distributed', False):
     distributed_kwargs(config.train)
   from hpu_jax import compile_cache

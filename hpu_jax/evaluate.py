@@ -72,14 +72,17 @@ def _foreground(labels) -> np.ndarray:
   return (np.asarray(labels) > 0).astype(np.uint8)
 
 
-def _draw(sample, params, rng, images, num_samples: int, mean: str, logits: bool = True):
+def _draw(sample, params, rng, images, num_samples: int, mean: str, logits: bool = True,
+          temperature=1.0):
   """[B, N, H, W] uint8 foreground masks and [B, N, H, W] float32 foreground
   logits log p(fg) - log p(bg) of the softmax (None with logits=False).
 
   The logit comes from each class's own probability, not 1 - p(background),
   which in float32 rounds a foreground probability below 3e-8 to 0 and the
   rest near 0 to multiples of 6e-8 (`hpu_jax.metrics.ncc`)."""
-  out = sample(params, rng, images, num_samples=num_samples, mean=mean)
+  # A sampler without a temperature argument serves the untempered model.
+  tempered = {} if np.all(np.asarray(temperature) == 1.0) else {'temperature': temperature}
+  out = sample(params, rng, images, num_samples=num_samples, mean=mean, **tempered)
   labels = np.asarray(out.labels).transpose(1, 0, 2, 3)
   if not logits:
     return _foreground(labels), None
@@ -261,9 +264,11 @@ def check_settings(*, num_samples: Sequence[int], batch_size: int, num_examples:
 def evaluate(sample, params, source, *, image_size: int,
              num_samples: Sequence[int] = (16, 100), batch_size: int = 16,
              num_examples: Optional[int] = None, seed: int = 0,
-             modes: Sequence[str] = ('full',), progress: bool = True) -> dict:
+             modes: Sequence[str] = ('full',), progress: bool = True,
+             temperature=1.0) -> dict:
   """Scores `num_samples` samples per image of `source` (its first
-  `num_examples`, default all). Returns the report dict (see REPORT_FILE)."""
+  `num_examples`, default all), drawn at `temperature` (`make_sampler`).
+  Returns the report dict (see REPORT_FILE)."""
   check_settings(num_samples=num_samples, batch_size=batch_size,
                  num_examples=num_examples or 0, modes=modes)
   num_samples = tuple(sorted({int(n) for n in num_samples}))
@@ -281,7 +286,8 @@ def evaluate(sample, params, source, *, image_size: int,
     v = batch.num_valid
     annotations = batch.masks[:v]
     rng = jax.random.fold_in(key, batch_index)
-    samples, fg_logits = _draw(sample, params, rng, batch.images, n_max, 'full')
+    samples, fg_logits = _draw(sample, params, rng, batch.images, n_max, 'full',
+                               temperature=temperature)
     samples, fg_logits = samples[:v], fg_logits[:v]
     for n in num_samples:
       _score(sums, '', samples, fg_logits, annotations, n, indices=batch.indices[:v])
@@ -291,7 +297,7 @@ def evaluate(sample, params, source, *, image_size: int,
                      num_samples, seed)
     for mode_index, (mode, msums) in enumerate(mode_sums.items(), 1):
       msamples, _ = _draw(sample, params, jax.random.fold_in(rng, mode_index),
-                          batch.images, n_min, mode, logits=False)
+                          batch.images, n_min, mode, logits=False, temperature=temperature)
       _score(msums, '', msamples[:v], None, annotations, n_min)
     bar.update(v)
   bar.close()
@@ -305,6 +311,8 @@ def evaluate(sample, params, source, *, image_size: int,
                            for k in sums.undefined_counts() if k in sums.can_be_undefined},
       'num_samples': list(num_samples),
       'num_examples': total,
+      'temperature': ([float(t) for t in temperature] if isinstance(temperature, (tuple, list))
+                      else float(temperature)),
       'by_sampling_mode': {m: s.means() for m, s in mode_sums.items()},
       'conventions': dict(M.CONVENTIONS),
   }
@@ -354,7 +362,8 @@ def picture_indices(source, count: int, scan: int = 500) -> list:
 def write_pictures(sample, params, source, workdir: str, *, image_size: int,
                    num_examples: int = 6, num_samples: int = 16, gif_frames: int = 8,
                    gif_samples: int = 4, seed: int = 0,
-                   modes: Sequence[str] = ('full', 'local', 'global')) -> Dict[str, str]:
+                   modes: Sequence[str] = ('full', 'local', 'global'),
+                   temperature=1.0) -> Dict[str, str]:
   """The sample grid (PNG) and the sampling-mode animation (GIF)."""
   from hpu_jax import plots
   indices = picture_indices(source, num_examples)
@@ -362,7 +371,8 @@ def write_pictures(sample, params, source, workdir: str, *, image_size: int,
   images = np.stack([e[0] for e in examples])
   annotations = np.stack([e[1] for e in examples])
   key = jax.random.key(seed)
-  samples, fg_logits = _draw(sample, params, key, images, num_samples, 'full')
+  samples, fg_logits = _draw(sample, params, key, images, num_samples, 'full',
+                             temperature=temperature)
   probs = _sigmoid(fg_logits)
   # One id part per line: row titles stay readable in a narrow margin.
   titles = [str(source[i].get('id', i)).replace('/', '\n') for i in indices]
@@ -453,17 +463,19 @@ def evaluate_config(config, params, *, workdir: str, step: Optional[int],
   sample = make_sampler(model, compute_dtype=configuration.compute_dtype(config.model))
   source = configuration.data_source(config.data, split)
   image_size = int(config.data.image_size)
+  temperature = configuration.sampling_temperature(config)
   report = evaluate(sample, params, source, image_size=image_size,
                     num_samples=num_samples, batch_size=int(ec.batch_size),
                     num_examples=int(ec.num_examples) or None, seed=int(ec.seed),
-                    modes=tuple(ec.modes))
+                    modes=tuple(ec.modes), temperature=temperature)
   report.update({'split': split, 'checkpoint_step': step, 'data': str(config.data.name),
                  'workdir': workdir})
   report['pictures'] = write_pictures(
       sample, params, source, out_dir, image_size=image_size,
       num_examples=int(ec.picture_examples), num_samples=min(16, max(num_samples)),
       gif_frames=int(ec.gif_frames), seed=int(ec.seed),
-      modes=tuple(m for m in ('full', 'local', 'global') if m in tuple(ec.modes) or m == 'full'))
+      modes=tuple(m for m in ('full', 'local', 'global') if m in tuple(ec.modes) or m == 'full'),
+      temperature=temperature)
   report['report'] = write_report(report, out_dir)
   print(format_table(report))
   print(f"Report: {report['report']}")

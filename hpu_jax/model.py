@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hpu_jax.latents import (MeanFlags, mixture_head, mixture_mode_mean, normal_head,
-                             resolve_mean_flags)
+from hpu_jax.latents import (MeanFlags, Temperatures, mixture_head, mixture_mode_mean,
+                             normal_head, resolve_mean_flags, resolve_temperatures, tempered)
 from hpu_jax.layers import Conv, Part, down_sample, level_blocks, tile_batch
 
 # Defaults of the original LIDC model.
@@ -74,9 +74,13 @@ class HierarchicalCore(hk.Module):
     return tuple(features)
 
   def decode(self, encoder_features: Sequence[jax.Array], mean: MeanFlags = False,
-             z_q: Optional[Sequence[jax.Array]] = None) -> CoreOutput:
-    """Draws the latents level by level from the bottleneck upwards."""
+             z_q: Optional[Sequence[jax.Array]] = None,
+             temperature: Temperatures = 1.0) -> CoreOutput:
+    """Draws the latents level by level from the bottleneck upwards (drawn
+    ones with their standard deviations times `temperature`; the returned
+    distributions are the model's own)."""
     mean_flags = resolve_mean_flags(mean, len(self._latent_dims))
+    temperatures = resolve_temperatures(temperature, len(self._latent_dims))
     reversed_features = encoder_features[::-1]
     reversed_channels = self._channels[::-1]
     reversed_down = self._down_channels[::-1]
@@ -95,7 +99,7 @@ class HierarchicalCore(hk.Module):
       elif mean_flags[l]:
         z = mean_z()
       else:
-        z = dist.sample(seed=hk.next_rng_key())
+        z = tempered(dist, temperatures[l]).sample(seed=hk.next_rng_key())
       # distrax's mixture samples in float32 whatever its parameters' dtype.
       z = z.astype(x.dtype)
       distributions.append(dist)
@@ -107,8 +111,9 @@ class HierarchicalCore(hk.Module):
                       name=f'decoder_level_{l}')
     return CoreOutput(x, tuple(encoder_features), tuple(distributions), tuple(latents))
 
-  def __call__(self, inputs, mean: MeanFlags = False, z_q=None) -> CoreOutput:
-    return self.decode(self.encode(inputs), mean=mean, z_q=z_q)
+  def __call__(self, inputs, mean: MeanFlags = False, z_q=None,
+               temperature: Temperatures = 1.0) -> CoreOutput:
+    return self.decode(self.encode(inputs), mean=mean, z_q=z_q, temperature=temperature)
 
 
 class StitchingDecoder(hk.Module):
@@ -207,15 +212,16 @@ class HPUNet(hk.Module):
                         posterior.latents)
 
   def sample(self, img: jax.Array, mean: MeanFlags = False,
-             z_q: Optional[Sequence[jax.Array]] = None) -> SampleOutput:
+             z_q: Optional[Sequence[jax.Array]] = None,
+             temperature: Temperatures = 1.0) -> SampleOutput:
     """One sample per image from the prior: logits [B, H, W, C]."""
     self._check_input(img)
-    prior = self.prior(img, mean=mean, z_q=z_q)
+    prior = self.prior(img, mean=mean, z_q=z_q, temperature=temperature)
     logits = self.f_comb(prior.encoder_features, prior.decoder_features)
     return SampleOutput(logits, prior.latents)
 
   def sample_many(self, img: jax.Array, num_samples: int,
-                  mean: MeanFlags = False) -> SampleOutput:
+                  mean: MeanFlags = False, temperature: Temperatures = 1.0) -> SampleOutput:
     """`num_samples` samples per image; the prior's encoder runs once and its
     features are shared by all samples. Logits [S, B, H, W, C]."""
     self._check_input(img)
@@ -224,7 +230,7 @@ class HPUNet(hk.Module):
     # Only the bottleneck is tiled to [S * B]; the finer features stay [B] and
     # each conv over them runs once per image (see `Conv`).
     shared = features[:-1] + (tile_batch(features[-1], num_samples * batch),)
-    prior = self.prior.decode(shared, mean=mean)
+    prior = self.prior.decode(shared, mean=mean, temperature=temperature)
     logits = self.f_comb(shared, prior.decoder_features)
     unflatten = lambda t: t.reshape((num_samples, batch) + t.shape[1:])
     return SampleOutput(unflatten(logits), tuple(unflatten(z) for z in prior.latents))
@@ -320,8 +326,8 @@ class Model(NamedTuple):
 
   init(rng, seg, img) -> params
   apply.forward(params, rng, seg, img) -> HPUNetOutput
-  apply.sample(params, rng, img, mean, z_q) -> SampleOutput
-  apply.sample_many(params, rng, img, num_samples, mean) -> SampleOutput
+  apply.sample(params, rng, img, mean, z_q, temperature) -> SampleOutput
+  apply.sample_many(params, rng, img, num_samples, mean, temperature) -> SampleOutput
   apply.reconstruct(params, rng, seg, img, mean) -> SampleOutput
   """
   init: callable

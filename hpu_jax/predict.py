@@ -140,23 +140,27 @@ def image_key(seed: int, name: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _vectorised(run_sample: Callable, num_samples: int, mean: str) -> Callable:
+def _vectorised(run_sample: Callable, num_samples: int, mean: str,
+                temperature: Tuple[float, ...]) -> Callable:
   """The jitted, vectorised sampler of one run's `sample` (kept, so that calls
   with the same run and settings compile once)."""
   import jax
 
   def one(params, key, image):
-    out = run_sample(params, key, image[None, ..., None], num_samples=num_samples, mean=mean)
+    out = run_sample(params, key, image[None, ..., None], num_samples=num_samples, mean=mean,
+                     temperature=temperature)
     return out.labels[:, 0], 1.0 - out.probs[:, 0, ..., 0]
 
   return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
 
 
-def make_batch_sampler(run, num_samples: int, mean: str) -> Callable:
+def make_batch_sampler(run, num_samples: int, mean: str,
+                       temperature: Tuple[float, ...] = (1.0,)) -> Callable:
   """sample(keys [B], images [B, S, S]) -> (labels uint8 [B, N, S, S],
   probs float16 [B, N, S, S]): each image sampled with its own key, as one
-  vectorised, jitted batch."""
-  batched = _vectorised(run.sample, int(num_samples), str(mean))
+  vectorised, jitted batch, at `temperature` (`make_sampler`)."""
+  batched = _vectorised(run.sample, int(num_samples), str(mean),
+                        tuple(float(t) for t in temperature))
 
   def sample(keys, images):
     labels, probs = batched(run.params, keys, images)
@@ -197,9 +201,13 @@ class Summary(NamedTuple):
 
 def predict(run, paths: Sequence[str], out_dir: str, *, num_samples: int = 16,
             mean: str = 'full', seed: int = 0, batch_size: int = 8,
-            skip_bad_images: bool = False, progress: Optional[bool] = None,
+            temperature=None, skip_bad_images: bool = False,
+            progress: Optional[bool] = None,
             echo: Callable[[str], None] = print) -> Summary:
   """Samples every image of `paths` and writes its .npz and .png to `out_dir`.
+
+  `temperature` (`make_sampler`; default: the one the run's evaluation used,
+  its config's `eval.temperature`, 1 if unset).
 
   A bad input raises ImageFileError (after the outputs of the images before
   it are written), or with `skip_bad_images` is reported through `echo` and
@@ -212,9 +220,14 @@ def predict(run, paths: Sequence[str], out_dir: str, *, num_samples: int = 16,
   if batch_size < 1:
     raise ValueError(f'batch_size={batch_size}: expected at least 1.')
   size = int(run.config.data.image_size)
-  sample = make_batch_sampler(run, int(num_samples), mean)
+  from hpu_jax import configuration
+  from hpu_jax.latents import resolve_temperatures
+  if temperature is None:
+    temperature = configuration.sampling_temperature(run.config)
+  temperature = resolve_temperatures(temperature, len(run.model.latent_dims))
+  sample = make_batch_sampler(run, int(num_samples), mean, temperature)
   settings = {'num_samples': int(num_samples), 'mean': mean, 'seed': int(seed),
-              'step': int(run.step), 'image_size': size}
+              'step': int(run.step), 'image_size': size, 'temperature': list(temperature)}
   if progress is None:
     progress = len(paths) >= PROGRESS_MIN_IMAGES and sys.stderr.isatty()
   bar = tqdm(total=len(paths), unit='img', desc='sample', disable=not progress,

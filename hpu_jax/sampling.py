@@ -4,6 +4,11 @@
     out = sample(params, jax.random.key(0), images, num_samples=16, mean='local')
     out.labels  # [16, B, H, W] int32;  out.probs  # [16, B, H, W, C]
 
+`temperature` (default 1: the model as trained) multiplies the standard
+deviations the latents are drawn with: one number for all latent levels or
+one per level, coarsest first (e.g. (0.8, 1, 1) sharpens only the global
+choice).
+
 The prior's encoder runs once per image and its features are shared by all
 samples; the samples are one vectorised batch, not a Python loop.
 
@@ -18,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from hpu_jax import precision
-from hpu_jax.latents import resolve_mean_flags
+from hpu_jax.latents import Temperatures, resolve_mean_flags, resolve_temperatures
 from hpu_jax.model import Model
 
 MeanSpec = Union[str, bool, Sequence[bool]]
@@ -72,24 +77,27 @@ def _labels_and_probs(logits):
 
 
 def make_sampler(model: Model, compute_dtype: precision.DTypeLike = jnp.float32):
-  """Returns sample(params, rng, images, num_samples=1, mean='full') -> Samples.
-  The network runs in `compute_dtype` ('float32' or 'bfloat16')."""
+  """Returns sample(params, rng, images, num_samples=1, mean='full',
+  temperature=1.0) -> Samples. The network runs in `compute_dtype`
+  ('float32' or 'bfloat16')."""
   compute_dtype = precision.resolve_dtype(compute_dtype)
 
-  @functools.partial(jax.jit, static_argnames=('num_samples', 'mean_flags'))
-  def _sample(params, rng, images, num_samples, mean_flags):
+  @functools.partial(jax.jit, static_argnames=('num_samples', 'mean_flags', 'temperatures'))
+  def _sample(params, rng, images, num_samples, mean_flags, temperatures):
     out = model.sample_many(precision.cast_floats(params, compute_dtype), rng,
                             precision.cast_floats(images, compute_dtype), num_samples,
-                            mean_flags)
+                            mean_flags, temperatures)
     out = precision.sample_output_to_float32(out)
     labels, probs = _labels_and_probs(out.logits)
     return Samples(labels, probs, out.latents)
 
-  def sample(params, rng, images, num_samples: int = 1, mean: MeanSpec = 'full') -> Samples:
+  def sample(params, rng, images, num_samples: int = 1, mean: MeanSpec = 'full',
+             temperature: Temperatures = 1.0) -> Samples:
     if num_samples < 1:
       raise ValueError(f'num_samples={num_samples}: expected at least 1.')
     flags = mean_flags_for(mean, len(model.latent_dims))
-    return _sample(params, rng, _to_images(images), int(num_samples), flags)
+    temperatures = resolve_temperatures(temperature, len(model.latent_dims))
+    return _sample(params, rng, _to_images(images), int(num_samples), flags, temperatures)
 
   return sample
 

@@ -276,7 +276,8 @@ def config_changes(saved: ml_collections.ConfigDict,
                    current: ml_collections.ConfigDict) -> Dict[str, Tuple[Any, Any]]:
   """{field: (value in the workdir, value now)} for every field that differs."""
   old, new = _flatten(saved.to_dict()), _flatten(current.to_dict())
-  defaults = {'model.prior_components': 1}   # Older config.json files lack it.
+  # Older config.json files lack these.
+  defaults = {'model.prior_components': 1, 'eval.temperature': (1.0,)}
   changes = {}
   for name in sorted(set(old) | set(new)):
     a, b = old.get(name, defaults.get(name)), new.get(name, defaults.get(name))

@@ -37,6 +37,10 @@ flags.DEFINE_enum('mean', 'full', ['full', 'local', 'global'],
                   'the finest; global: the mean at every level but the coarsest.')
 flags.DEFINE_integer('seed', 0, 'Random seed; the same seed gives the same samples.')
 flags.DEFINE_string('out', None, 'The folder to write to.')
+flags.DEFINE_list('temperature', None,
+                  'Multiplies the standard deviations the latents are drawn with: one '
+                  'number, or one per latent level, coarsest first (default: the run\'s '
+                  'eval.temperature, 1 if unset).')
 flags.DEFINE_integer('batch_size', 8, 'Images sampled together.', lower_bound=1)
 flags.DEFINE_bool('skip_bad_images', False, 'Report bad inputs and go on instead of stopping.')
 flags.mark_flags_as_required(['out'])
@@ -60,8 +64,15 @@ def main(argv):
     paths = predict.list_inputs(images, f.images_dir)
     source = predict.resolve_weights(f.weights) if f.weights else f.workdir
     run = hpu_jax.load(source, which=f.which or 'latest')
+    temperature = None
+    if f.temperature is not None:
+      try:
+        temperature = tuple(float(t) for t in f.temperature)
+      except ValueError:
+        raise ValueError(f'--temperature={",".join(f.temperature)}: expected numbers > 0, '
+                         'e.g. 0.8 or 1,1,0.8.') from None
     summary = predict.predict(run, paths, f.out, num_samples=f.num_samples, mean=f.mean,
-                              seed=f.seed, batch_size=f.batch_size,
+                              seed=f.seed, batch_size=f.batch_size, temperature=temperature,
                               skip_bad_images=f.skip_bad_images)
   except (FileNotFoundError, ValueError) as e:   # Bad inputs: one line, exit status 1.
     sys.exit(f'error: {e}')

@@ -232,3 +232,36 @@ def test_tiny_model_report_has_the_table_and_the_sncc_counts():
   json.dumps(report, allow_nan=False)
   text = evaluate.format_table(report)
   assert 'Empty samples by the number of the 4 annotators' in text and 'sncc4: ' in text
+
+
+def test_the_config_temperature_reaches_the_samples_and_the_report():
+  """eval.temperature: checked by name, drawn with, recorded; 1 is the model
+  as trained (the same report as a sampler without the argument)."""
+  config = tiny_config()
+  config.data.synthetic.num_validation = 4
+  model = configuration.build_model(config.model)
+  params = tiny_model_params(model, background_bias=0.9)
+  sample = make_sampler(model)
+  source = WithoutOracle(configuration.data_source(config.data, 'validation'))
+  levels = len(config.model.latent_dims)
+  config.eval.temperature = (0.5,)
+  assert configuration.sampling_temperature(config) == (0.5,) * levels
+  config.eval.temperature = (0.0,)
+  with pytest.raises(ValueError, match=r'^eval\.temperature=\(0\.0,\): expected finite'):
+    configuration.validate(config, num_devices=1)
+  config.eval.temperature = (1.0, 2.0) + (1.0,) * levels
+  with pytest.raises(ValueError, match=r'^eval\.temperature=.*expected one per latent level'):
+    configuration.sampling_temperature(config)
+
+  def report(temperature, sampler=sample):
+    return evaluate.evaluate(sampler, params, source, image_size=32, num_samples=(4,),
+                             batch_size=4, seed=1, modes=('full',), progress=False,
+                             temperature=temperature)
+
+  def untempered(params, rng, images, num_samples=1, mean='full'):
+    return sample(params, rng, images, num_samples=num_samples, mean=mean)
+
+  as_trained, cold = report((1.0,) * levels, untempered), report((1e-3,) * levels)
+  assert as_trained['metrics'] == report(1.0)['metrics']
+  assert cold['temperature'] == [1e-3] * levels and as_trained['temperature'] == [1.0] * levels
+  assert cold['metrics'] != as_trained['metrics']

@@ -151,3 +151,25 @@ def test_configs_without_the_field_build_the_original_prior():
   config = synthetic.get_config()
   del config.model['prior_components']
   assert configuration.model_kwargs(config.model)['prior_components'] == 1
+
+
+def test_a_cold_mixture_draws_near_the_component_means(mixture_model):
+  """At a tiny temperature each draw sits on one of the K component means
+  (the weights are kept); at temperature 1 the draws are spread."""
+  model, params, img, _ = mixture_model
+  n = 64
+  cold = model.sample_many(params, jax.random.key(6), img, n, False, (1e-6, 1.0)).latents[0]
+  warm = model.sample_many(params, jax.random.key(6), img, n, False, 1.0).latents[0]
+  cold = np.asarray(cold).reshape(n, -1, LATENT_DIMS[0])   # [n, B * RES * RES, d]
+  warm = np.asarray(warm).reshape(n, -1, LATENT_DIMS[0])
+
+  def clusters(points, tol=1e-3):
+    centres = []
+    for p in points:
+      if not any(np.max(np.abs(p - c)) < tol for c in centres):
+        centres.append(p)
+    return len(centres)
+
+  for pixel in range(cold.shape[1]):
+    assert clusters(cold[:, pixel]) <= K
+    assert clusters(warm[:, pixel]) > K

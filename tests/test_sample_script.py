@@ -89,6 +89,7 @@ def test_the_script_samples_every_kind_of_input(model, tmp_path):
     np.testing.assert_allclose(out['image'], image, atol=1e-6)
     info = json.loads(bytes(out['info']).decode())
     assert (info['seed'], info['mean'], info['num_samples'], info['step']) == (0, 'full', 3, 2)
+    assert info['temperature'] == [1.0] * len(run.model.latent_dims)   # the config's default
     with Image.open(str(tmp_path / 'out' / f'{name}.png')) as png:
       assert png.mode == 'RGB' and png.size[0] > 300
   # The same seed in this process, from the workdir this time: the same bytes.
@@ -105,6 +106,20 @@ def test_the_script_samples_every_kind_of_input(model, tmp_path):
                           num_samples=3, seed=1, echo=lambda s: None)
   assert not np.array_equal(read_npz(other.written[0])['probs'],
                             read_npz(str(tmp_path / 'out' / 'a8.npz'))['probs'])
+  # A temperature from the command line: recorded, and other samples.
+  levels = len(run.model.latent_dims)
+  cold = run_script('--weights', weights, '--images', str(tmp_path / 'in' / 'a8.png'),
+                    '--num_samples', '3', '--temperature', ','.join(['0.01'] * levels),
+                    '--out', str(tmp_path / 'cold'))
+  assert cold.returncode == 0, cold.stderr
+  out = read_npz(str(tmp_path / 'cold' / 'a8.npz'))
+  assert json.loads(bytes(out['info']).decode())['temperature'] == [0.01] * levels
+  assert not np.array_equal(out['probs'], read_npz(str(tmp_path / 'out' / 'a8.npz'))['probs'])
+  for value, words in (('0', 'temperature=(0.0,): expected finite values > 0'),
+                       ('warm', '--temperature=warm: expected numbers > 0')):
+    bad = run_script('--weights', weights, '--images', str(tmp_path / 'in' / 'a8.png'),
+                     '--temperature', value, '--out', str(tmp_path / 'bad'))
+    assert bad.returncode == 1 and words in bad.stderr, bad.stderr
 
 
 def write_bad(folder):

@@ -119,3 +119,43 @@ def test_train_step_pmapped_on_two_devices(setup):
   leaf = jax.tree.leaves(params)[0]
   np.testing.assert_array_equal(leaf[0], leaf[1])  # pmean keeps replicas equal
   np.testing.assert_allclose(metrics['loss'][0], metrics['loss'][1])
+
+
+def test_temperature_one_is_the_model_as_trained(setup):
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  plain = sample(params, jax.random.key(7), img, num_samples=S)
+  ones = sample(params, jax.random.key(7), img, num_samples=S, temperature=(1, 1, 1, 1))
+  np.testing.assert_array_equal(plain.probs, ones.probs)
+
+
+def test_temperature_scales_the_drawn_deviation_from_the_mean(setup):
+  """With the same key, a tempered level's latent lies T times as far from its
+  (conditional) mean as the untempered one; the coarser levels are untouched."""
+  model, params, img, _ = setup
+  sample = make_sampler(model)
+  key, t = jax.random.key(8), 0.3
+  plain = sample(params, key, img, num_samples=S)
+  hot = sample(params, key, img, num_samples=S, temperature=(1, 1, 1, t))
+  mean3 = sample(params, key, img, num_samples=S, mean=(False, False, False, True))
+  for level in range(3):
+    np.testing.assert_array_equal(hot.latents[level], plain.latents[level])
+  np.testing.assert_allclose(hot.latents[3] - mean3.latents[3],
+                             t * (plain.latents[3] - mean3.latents[3]), rtol=1e-4, atol=1e-6)
+  # Temperature at the coarsest level only: it is scaled about its own mean.
+  cold = sample(params, key, img, num_samples=S, temperature=(t, 1, 1, 1))
+  mean0 = sample(params, key, img, num_samples=1, mean=True).latents[0][0]
+  np.testing.assert_allclose(cold.latents[0] - mean0, t * (plain.latents[0] - mean0),
+                             rtol=1e-4, atol=1e-6)
+  assert not np.allclose(cold.probs, plain.probs)
+
+
+@pytest.mark.parametrize('value, message', [
+    (0.0, 'expected finite values > 0'), (-1.0, 'expected finite values > 0'),
+    (float('nan'), 'expected finite values > 0'), ((1.0, 0.5), '2 values, expected one per '
+                                                   'latent level \\(4\\)'),
+    ('hot', 'expected a number > 0 or one per latent level')])
+def test_bad_temperatures_are_refused(setup, value, message):
+  model, params, img, _ = setup
+  with pytest.raises(ValueError, match='temperature=.*' + message):
+    make_sampler(model)(params, jax.random.key(0), img, num_samples=1, temperature=value)
