@@ -10,7 +10,10 @@ The file is an ordinary `.npz` (a zip of `.npy` members), read with
 - `params/<module>/<name>`: each parameter of the model under its Haiku path,
   e.g. `params/hpunet/~/prior/~_level/encoder_level_0_block_0/conv_0/w`;
 - `config.json`: the resolved config of the run, JSON text as UTF-8 bytes
-  (uint8);
+  (uint8), without the training machine's own paths and addresses
+  (`MACHINE_FIELDS`: where its data and compilation cache were, its
+  coordinator), which are reset to their defaults: they mean nothing on
+  another machine and need not be shared;
 - `meta.json`: JSON text: `format` (`hpu_jax.export`), `version`, the
   checkpoint `step`, the data set and its split rule, the evaluation in the
   workdir's report.json (or null), package versions, the list of arrays and
@@ -47,6 +50,11 @@ PACKAGES = ('hpu_jax', 'jax', 'jaxlib', 'dm-haiku', 'numpy', 'ml-collections', '
 DIGEST_RULE = ('sha256 over each parameter array in name order (UTF-8 name, NUL, numpy '
                'dtype string, NUL, shape as text, NUL, then the C-order bytes), then '
                '"config.json", NUL and the UTF-8 config text')
+# Fields of a run's config that are facts of the machine it trained on, and
+# their defaults in an exported file (TFDS's own default data directory; empty
+# for the others, i.e. unset). Nothing that loads a file reads them.
+MACHINE_FIELDS = {('data', 'dir'): '', ('data', 'prepared_dir'): '~/tensorflow_datasets',
+                  ('train', 'compilation_cache_dir'): '', ('train', 'coordinator_address'): ''}
 
 
 class ExportError(ValueError):
@@ -160,6 +168,15 @@ def evaluations(workdir: str, step: int, reports: Sequence[str] = ()) -> list:
 # ----------------------------------------------------------------------------
 # Writing.
 
+def portable_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` with each of `MACHINE_FIELDS` that it has reset."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for (section, field), default in MACHINE_FIELDS.items():
+    if section in config and field in config[section]:
+      config[section][field] = default
+  return config
+
+
 def export(workdir: str, path: str, which: str = 'latest', step: Optional[int] = None,
            reports: Sequence[str] = ()) -> str:
   """Writes the model of a workdir's checkpoint (`which` 'latest' or 'best', or
@@ -169,7 +186,7 @@ def export(workdir: str, path: str, which: str = 'latest', step: Optional[int] =
   workdir = os.path.abspath(os.path.expanduser(workdir))
   run = load_workdir(workdir, which, step)
   arrays = flatten_params(run.params)
-  config_text = run.config.to_json(indent=2, sort_keys=True)
+  config_text = portable_config(run.config).to_json(indent=2, sort_keys=True)
   meta = {
       'format': FORMAT_NAME,
       'version': FORMAT_VERSION,

@@ -3,6 +3,7 @@
 when it is another kind of file, of a newer format, or changed."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -116,6 +117,29 @@ def test_the_metadata_says_what_the_file_is(exported, tmp_path):
   finally:
     os.remove(os.path.join(workdir, 'report.json'))
   assert hpu_jax.load(other).meta['evaluations'] == []
+
+
+def test_the_training_machines_paths_stay_out_of_the_file(exported, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(exported[0], workdir)
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = json.load(f)
+  mine = {('data', 'dir'): '/home/someone/LIDC-IDRI-slices',
+          ('data', 'prepared_dir'): '/scratch/tfds',
+          ('train', 'compilation_cache_dir'): '/scratch/jax_cache',
+          ('train', 'coordinator_address'): '10.0.0.1:1234'}
+  assert set(mine) == set(export_file.MACHINE_FIELDS)
+  for (section, field), value in mine.items():
+    config[section][field] = value
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump(config, f)
+  path = hpu_jax.export(workdir, str(tmp_path / 'model.npz'))
+  written = json.loads(text_of(members(path)['config.json']))
+  for (section, field), default in export_file.MACHINE_FIELDS.items():
+    assert written[section][field] == default
+    written[section][field] = config[section][field]
+  assert written == config                      # Nothing else changed.
+  assert '/scratch' not in text_of(members(path)['meta.json'])
 
 
 def test_exporting_twice_gives_the_same_bytes(exported, tmp_path):
