@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hpu_jax
-from hpu_jax import pretrained
+from hpu_jax import export_file, pretrained
 from hpu_jax.data import pipeline
 
 
@@ -15,6 +15,8 @@ def test_shipped_weights_load_by_name_with_their_metrics(name, data, size):
   run = hpu_jax.load_pretrained(name)
   assert run.config.data.name == data and int(run.config.data.image_size) == size
   assert run.step > 0 and run.meta['which'] == 'best'
+  for (section, field), default in export_file.MACHINE_FIELDS.items():
+    assert run.config[section].get(field, default) == default, field   # No local paths.
   evaluations = {e['split']: e for e in run.meta['evaluations']}
   assert set(evaluations) == {'validation', 'test'}
   for evaluation in evaluations.values():
