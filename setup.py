@@ -29,6 +29,8 @@ setup(
         'tqdm>=4.60',              # Progress bars.
         'pydicom>=2.4',            # Raw LIDC-IDRI CT series (DICOM), lidc_raw.
     ],
-    extras_require={'test': ['pytest>=7', 'nbclient>=0.7', 'nbformat>=5',
-                             'ipykernel>=6']},
+    # pytest-xdist runs the test files in parallel, one worker per core: most
+    # of the suite is XLA compiling small programs, one core each.
+    extras_require={'test': ['pytest>=7', 'pytest-xdist>=3', 'nbclient>=0.7',
+                             'nbformat>=5', 'ipykernel>=6']},
 )
