@@ -1,7 +1,12 @@
 """Multi-process training for real: two CPU processes on localhost (one device
 each, jax.distributed with gloo) train the tiny config into one workdir.
 Their parameters equal those of one process with two devices, and killing
-both and starting both again resumes."""
+both and starting both again resumes.
+
+The kill is one SIGKILL to the pair's process group, sent once both have
+finished the checkpoint: a worker that killed only itself left its partner
+alive for a moment, long enough for the partner's distributed runtime to see
+the coordinator gone and abort (SIGABRT) instead."""
 import os
 import signal
 import socket
@@ -19,7 +24,7 @@ from hpu_jax import workdir as run_dir
 from helpers import ROOT, tiny_config
 
 WORKER = textwrap.dedent('''
-    import os, sys, signal
+    import os, sys, time
     import numpy as np
     sys.path.insert(0, {tests!r})
     import jax
@@ -32,11 +37,12 @@ WORKER = textwrap.dedent('''
     config.train.num_processes = 2
     config.train.process_id = {process_id}
 
-    def die(step):
+    def wait_to_be_killed(step):
       if {die_at} and step == {die_at}:
-        os.kill(os.getpid(), signal.SIGKILL)
+        open({marker!r}, 'w').close()   # Checkpoint complete here; the test kills the pair.
+        time.sleep(600)
 
-    result = train.train(config, {workdir!r}, on_checkpoint=die)
+    result = train.train(config, {workdir!r}, on_checkpoint=wait_to_be_killed)
     leaves = [np.asarray(x) for x in jax.tree.leaves(result.state.params)]
     np.savez({out!r}, *leaves)
     print('step', int(result.state.step), 'devices', jax.device_count(), flush=True)
@@ -50,31 +56,50 @@ def free_port() -> int:
 
 
 def run_two_processes(tmp_path, workdir, die_at=0, timeout=600):
-  """Starts processes 0 and 1; returns their CompletedProcess-like results."""
+  """Starts processes 0 and 1 in one new process group; returns (returncode,
+  stdout, stderr) for each. With `die_at`, kills the group once both have
+  saved the checkpoint of that step."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)   # One CPU device per process.
   port = free_port()
-  procs = []
+  procs, logs, markers = [], [], []
   for process_id in (0, 1):
+    marker = tmp_path / f'checkpointed_{process_id}'
+    marker.unlink(missing_ok=True)
+    markers.append(marker)
     script = WORKER.format(tests=os.path.join(ROOT, 'tests'), port=port,
                            process_id=process_id, die_at=die_at, workdir=workdir,
-                           out=str(tmp_path / f'params_{process_id}.npz'))
+                           marker=str(marker), out=str(tmp_path / f'params_{process_id}.npz'))
     own = dict(env)
     if env.get('JAX_COMPILATION_CACHE_DIR'):   # The tests' cache: one writer per directory.
       own['JAX_COMPILATION_CACHE_DIR'] = os.path.join(env['JAX_COMPILATION_CACHE_DIR'],
                                                       f'process_{process_id}')
+    out, err = (open(tmp_path / f'process_{process_id}.{name}', 'w+') for name in ('out', 'err'))
+    logs.append((out, err))
+    group = 0 if not procs else procs[0].pid   # Process 0 leads the group.
     procs.append(subprocess.Popen([sys.executable, '-c', script], env=own, cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                                  stdout=out, stderr=err, text=True, process_group=group))
   deadline = time.time() + timeout
-  results = []
   try:
+    while die_at and time.time() < deadline:
+      if all(m.exists() for m in markers) or any(p.poll() is not None for p in procs):
+        break
+      time.sleep(0.2)
+    if die_at and all(m.exists() for m in markers):
+      os.killpg(procs[0].pid, signal.SIGKILL)
     for proc in procs:
-      out, err = proc.communicate(timeout=max(1, deadline - time.time()))
-      results.append((proc.returncode, out, err))
+      proc.wait(timeout=max(1, deadline - time.time()))
   finally:
     for proc in procs:
       if proc.poll() is None:
         proc.kill()
+  results = []
+  for proc, (out, err) in zip(procs, logs):
+    out.seek(0)
+    err.seek(0)
+    results.append((proc.returncode, out.read(), err.read()))
+    out.close()
+    err.close()
   return results
 
 
@@ -93,7 +118,8 @@ def test_two_processes_killed_and_resumed_train_like_one_process_with_two_device
   killed = str(tmp_path / 'killed')
   start = time.perf_counter()
   results = run_two_processes(tmp_path, killed, die_at=2)
-  assert [code for code, _, _ in results] == [-signal.SIGKILL] * 2, results[0][2][-3000:]
+  assert [code for code, _, _ in results] == [-signal.SIGKILL] * 2, [
+      err[-3000:] for _, _, err in results]
   assert run_dir.latest_checkpoints(killed).steps() == [2]
   results = run_two_processes(tmp_path, killed)
   two_process_s = time.perf_counter() - start
