@@ -5,10 +5,11 @@
 
 About 72 min of training on a 2-core CPU on a fast hour (up to about 2.5 hours
 on a slow one), then about 6 min of evaluation. Test split (1,718 slices),
-two trainings (seeds 0, 1): GED16 0.264, 0.273 and HM-IoU16 0.568, 0.557;
-the validation split, which the settings were selected on, gives 0.231, 0.232
-and 0.593, 0.588. The shipped `lidc_slices_cpu` weights are seed 1. Details
-and history: docs/results.md.
+three trainings (seeds 0, 1, 2): GED16 0.264, 0.273, 0.272 and HM-IoU16
+0.568, 0.557, 0.556 (mean 0.270 and 0.560); the validation split, which the
+settings were selected on, gives 0.231 to 0.232 and 0.588 to 0.593. The
+shipped `lidc_slices_cpu` weights are seed 1. Details and history:
+docs/results.md.
 """
 from configs import lidc_slices
 
