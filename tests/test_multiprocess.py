@@ -3,10 +3,10 @@ each, jax.distributed with gloo) train the tiny config into one workdir.
 Their parameters equal those of one process with two devices, and killing
 both and starting both again resumes.
 
-The kill is one SIGKILL to the pair's process group, sent once both have
-finished the checkpoint: a worker that killed only itself left its partner
-alive for a moment, long enough for the partner's distributed runtime to see
-the coordinator gone and abort (SIGABRT) instead."""
+The test kills the pair itself, with two SIGKILLs sent back to back once both
+have finished the checkpoint: a worker that killed only itself left its
+partner alive for a moment, long enough for the partner's distributed runtime
+to see the coordinator gone and abort (SIGABRT) instead."""
 import os
 import signal
 import socket
@@ -56,9 +56,8 @@ def free_port() -> int:
 
 
 def run_two_processes(tmp_path, workdir, die_at=0, timeout=600):
-  """Starts processes 0 and 1 in one new process group; returns (returncode,
-  stdout, stderr) for each. With `die_at`, kills the group once both have
-  saved the checkpoint of that step."""
+  """Starts processes 0 and 1; returns (returncode, stdout, stderr) for each.
+  With `die_at`, kills both once both have saved the checkpoint of that step."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)   # One CPU device per process.
   port = free_port()
@@ -76,9 +75,8 @@ def run_two_processes(tmp_path, workdir, die_at=0, timeout=600):
                                                       f'process_{process_id}')
     out, err = (open(tmp_path / f'process_{process_id}.{name}', 'w+') for name in ('out', 'err'))
     logs.append((out, err))
-    group = 0 if not procs else procs[0].pid   # Process 0 leads the group.
     procs.append(subprocess.Popen([sys.executable, '-c', script], env=own, cwd=ROOT,
-                                  stdout=out, stderr=err, text=True, process_group=group))
+                                  stdout=out, stderr=err, text=True))
   deadline = time.time() + timeout
   try:
     while die_at and time.time() < deadline:
@@ -86,7 +84,8 @@ def run_two_processes(tmp_path, workdir, die_at=0, timeout=600):
         break
       time.sleep(0.2)
     if die_at and all(m.exists() for m in markers):
-      os.killpg(procs[0].pid, signal.SIGKILL)
+      for proc in procs:   # Microseconds apart: too soon for either to notice the other.
+        proc.send_signal(signal.SIGKILL)
     for proc in procs:
       proc.wait(timeout=max(1, deadline - time.time()))
   finally:
