@@ -5,6 +5,14 @@ import tempfile
 # Two fake CPU devices for the multi-device paths; must be set before jax loads.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=2')
 
+# XLA's optimisation passes off (jax_disable_most_optimizations), here and in
+# the scripts the tests start: the suite runs small shapes a few times each, so
+# its time is mostly XLA compiling, and unoptimised programs compile about 2x
+# faster. The tests check what the code computes, which the passes do not
+# change beyond float rounding; speed is measured by scripts/benchmark.py,
+# never here. Set JAX_DISABLE_MOST_OPTIMIZATIONS=0 to test optimised programs.
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+
 # A persistent compilation cache for the test run, one directory per test
 # process (pytest-xdist worker), shared with the scripts its tests start (they
 # inherit the environment): the same small programs are compiled by many
