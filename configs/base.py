@@ -48,6 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
   # the original); see hpu_jax/losses.py kl_loss_term.
   config.loss.kl_free_nats_coarsest = 0.0
   config.loss.kl_free_nats_steps = 0
+  # GECO: an upper bound on lambda, the projection that stops it winding up
+  # while the network cannot yet reach kappa (None: unbounded, as in the
+  # original); see hpu_jax/losses.py bound_lagmul_param.
+  config.loss.lagmul_max = ml_collections.config_dict.placeholder(float)
 
   config.data = ml_collections.ConfigDict()
   # 'synthetic' (built in) or a LIDC format: 'lidc_raw', 'lidc_slices',

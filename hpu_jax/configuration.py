@@ -85,7 +85,8 @@ def loss_config(loss_cfg) -> losses.LossConfig:
       top_k_percentage=None if top_k >= 1.0 else top_k,
       deterministic_top_k=bool(loss_cfg.deterministic_top_k),
       kl_free_nats_coarsest=float(loss_cfg.get('kl_free_nats_coarsest', 0.0)),
-      kl_free_nats_steps=int(loss_cfg.get('kl_free_nats_steps', 0)))
+      kl_free_nats_steps=int(loss_cfg.get('kl_free_nats_steps', 0)),
+      lagmul_max=None if loss_cfg.get('lagmul_max') is None else float(loss_cfg.lagmul_max))
   with _section('loss'):
     losses.validate_loss_config(cfg)
   return cfg

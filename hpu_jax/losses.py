@@ -9,6 +9,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # softplus(u)^2 == 1  <=>  u = log(e - 1), as XLA computes it in float32 (a
 # literal: computing it at import would start JAX's backend, which must wait
@@ -128,6 +129,23 @@ def lagrange_multiplier(u: jax.Array, rate: float) -> jax.Array:
   return jax.lax.stop_gradient(lagmul) - rate * (lagmul - jax.lax.stop_gradient(lagmul))
 
 
+def bound_lagmul_param(u: jax.Array, cfg: 'LossConfig') -> jax.Array:
+  """u after an update, projected so that lambda = softplus(u)^2 <= cfg.lagmul_max
+  (GECO only; unchanged without a bound).
+
+  While the network cannot yet reach kappa, the constraint is violated
+  whatever the KL does, and lambda keeps integrating that violation. Under
+  Adam u then rises by about one learning rate per step, and comes down as
+  slowly once the constraint is met, so a run can spend thousands of steps at
+  a lambda far above the one it settles at. Clipping u, not lambda, is the
+  projection of the dual ascent onto lambda <= lagmul_max: lambda starts to
+  fall on the first step the constraint is met ("anti-windup")."""
+  if cfg.loss_type != 'geco' or cfg.lagmul_max is None:
+    return u
+  u_max = float(np.log(np.expm1(np.sqrt(cfg.lagmul_max))))  # softplus(u_max)^2 == lagmul_max
+  return jnp.minimum(u, jnp.asarray(u_max, u.dtype))
+
+
 class LossConfig(NamedTuple):
   """Explicit loss arguments (built from the config by the scripts)."""
   loss_type: str = 'geco'            # 'geco' or 'elbo'.
@@ -143,6 +161,9 @@ class LossConfig(NamedTuple):
   # `kl_loss_term`). 0 / 0: off, as in the original.
   kl_free_nats_coarsest: float = 0.0
   kl_free_nats_steps: int = 0
+  # GECO: an upper bound on lambda, kept by projecting u after each update
+  # (`bound_lagmul_param`). None: unbounded, as in the original.
+  lagmul_max: Optional[float] = None
 
 
 def validate_loss_config(cfg: LossConfig) -> None:
@@ -156,6 +177,9 @@ def validate_loss_config(cfg: LossConfig) -> None:
     num_topk_pixels(1, cfg.top_k_percentage)
   if not 0.0 <= cfg.decay < 1.0:
     raise ValueError(f'decay={cfg.decay}: expected a value in [0, 1).')
+  if cfg.lagmul_max is not None and not cfg.lagmul_max > 0.0:
+    raise ValueError(f'lagmul_max={cfg.lagmul_max}: expected a bound > 0 on lambda, '
+                     'or None for no bound.')
 
 
 def kl_loss_term(kls: Sequence[jax.Array], cfg: LossConfig,

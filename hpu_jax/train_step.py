@@ -87,6 +87,7 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation,
       geco = geco._replace(moving_average=jax.lax.pmean(geco.moving_average, axis_name))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    params = dict(params, lagmul=losses.bound_lagmul_param(params['lagmul'], loss_config))
     metrics = dict(metrics, loss=loss if axis_name is None else jax.lax.pmean(loss, axis_name))
     return TrainState(state.step + 1, params, opt_state, geco, rng), metrics
 

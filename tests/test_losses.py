@@ -121,6 +121,20 @@ def test_geco_loss_value_and_summaries():
     assert name in s
 
 
+def test_lagmul_bound_projects_u_onto_lambda_at_most_the_bound():
+  cfg = losses.LossConfig(lagmul_max=4.0)
+  lam = lambda u: float(jax.nn.softplus(u) ** 2)
+  high = losses.bound_lagmul_param(jnp.float32(7.0), cfg)
+  np.testing.assert_allclose(lam(high), 4.0, rtol=1e-6)
+  low = jnp.float32(0.3)                       # lambda 0.74: inside the bound, unchanged.
+  assert float(losses.bound_lagmul_param(low, cfg)) == float(low)
+  for unbounded in (losses.LossConfig(), cfg._replace(loss_type='elbo')):
+    assert float(losses.bound_lagmul_param(jnp.float32(7.0), unbounded)) == 7.0
+  for bad in (0.0, -1.0):
+    with pytest.raises(ValueError, match=f'lagmul_max={bad}'):
+      losses.validate_loss_config(cfg._replace(lagmul_max=bad))
+
+
 def test_elbo_loss():
   out, labels = _output()
   cfg = losses.LossConfig(loss_type='elbo', beta=2.0, top_k_percentage=None)

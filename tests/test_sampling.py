@@ -103,6 +103,26 @@ def test_train_step_learns_and_updates_geco(setup):
   assert float(metrics['rec_loss_mean']) < float(first['rec_loss_mean'])
 
 
+def test_train_step_keeps_lambda_under_its_bound(setup):
+  # kappa 0 cannot be met, so lambda rises every step; with Adam at 0.1 on u
+  # (the network held still), u would pass lambda = 1.5 at the fourth step.
+  # The projection holds it there.
+  model, _, img, seg = setup
+  opt = optax.multi_transform({'model': optax.set_to_zero(), 'lagmul': optax.adam(0.1)},
+                              {'model': 'model', 'lagmul': 'lagmul'})
+  cfg = losses.LossConfig(top_k_percentage=0.1, kappa=0.0, lagmul_max=1.5)
+  state = create_train_state(model, opt, jax.random.key(0), img.shape)
+  step = jax.jit(make_train_step(model, opt, cfg))
+  lagmuls = []
+  for _ in range(8):
+    state, metrics = step(state, img, seg)
+    lagmuls.append(float(metrics['lagmul']))  # lambda the step used
+  assert lagmuls[1] > lagmuls[0] > 0.99
+  np.testing.assert_allclose(lagmuls[-1], 1.5, rtol=1e-5)
+  assert max(lagmuls) <= 1.5 * (1 + 1e-5)
+  np.testing.assert_allclose(float(jax.nn.softplus(state.params['lagmul']) ** 2), 1.5, rtol=1e-5)
+
+
 def test_train_step_pmapped_on_two_devices(setup):
   model, _, img, seg = setup
   n = jax.local_device_count()
