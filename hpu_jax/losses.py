@@ -138,8 +138,9 @@ def bound_lagmul_param(u: jax.Array, cfg: 'LossConfig') -> jax.Array:
   Adam u then rises by about one learning rate per step, and comes down as
   slowly once the constraint is met, so a run can spend thousands of steps at
   a lambda far above the one it settles at. Clipping u, not lambda, is the
-  projection of the dual ascent onto lambda <= lagmul_max: lambda starts to
-  fall on the first step the constraint is met ("anti-windup")."""
+  projection of the dual ascent onto lambda <= lagmul_max ("anti-windup"):
+  once the constraint is met, lambda falls from the bound within a few steps
+  (Adam's momentum) instead of first unwinding all it accumulated."""
   if cfg.loss_type != 'geco' or cfg.lagmul_max is None:
     return u
   u_max = float(np.log(np.expm1(np.sqrt(cfg.lagmul_max))))  # softplus(u_max)^2 == lagmul_max
