@@ -1,4 +1,5 @@
-"""Shared test helpers: a tiny config that trains in seconds on CPU."""
+"""Shared test helpers: a tiny config that trains in seconds on CPU, and a
+tiny network with a batch for the step and sampler tests."""
 import os
 import sys
 
@@ -7,6 +8,19 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 from configs import synthetic  # noqa: E402
+
+
+def tiny_network_and_batch(batch: int):
+  """(model, images [batch, 16, 16, 1], segmentations [batch, 16, 16]): 5
+  levels of 4 to 8 channels, latents at 1x1 (2 dims) and three more levels."""
+  import jax
+  import jax.numpy as jnp
+  from hpu_jax.model import build_hpunet
+  model = build_hpunet(latent_dims=(2, 1, 1, 1), channels_per_block=(4, 6, 8, 8, 8),
+                       blocks_per_level=1, convs_per_block=2)
+  img = jax.random.uniform(jax.random.key(0), (batch, 16, 16, 1))
+  seg = (img[..., 0] > 0.5).astype(jnp.int32)
+  return model, img, seg
 
 
 def tiny_config(num_steps: int = 2):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hpu_jax.model import build_hpunet
+from helpers import tiny_network_and_batch
 from hpu_jax.sampling import make_reconstructor, make_sampler, mean_flags_for
 
 B, S = 2, 3
@@ -12,10 +12,7 @@ B, S = 2, 3
 
 @pytest.fixture(scope='module')
 def setup():
-  model = build_hpunet(latent_dims=(2, 1, 1, 1), channels_per_block=(4, 6, 8, 8, 8),
-                       blocks_per_level=1, convs_per_block=2)
-  img = jax.random.uniform(jax.random.key(0), (B, 16, 16, 1))
-  seg = (img[..., 0] > 0.5).astype(jnp.int32)
+  model, img, seg = tiny_network_and_batch(B)
   params = model.init(jax.random.key(1), seg, img)
   return model, params, img, seg
 

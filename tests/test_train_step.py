@@ -5,8 +5,8 @@ import numpy as np
 import optax
 import pytest
 
+from helpers import tiny_network_and_batch
 from hpu_jax import losses
-from hpu_jax.model import build_hpunet
 from hpu_jax.train_step import create_train_state, make_train_step
 
 B = 2
@@ -14,11 +14,7 @@ B = 2
 
 @pytest.fixture(scope='module')
 def setup():
-  model = build_hpunet(latent_dims=(2, 1, 1, 1), channels_per_block=(4, 6, 8, 8, 8),
-                       blocks_per_level=1, convs_per_block=2)
-  img = jax.random.uniform(jax.random.key(0), (B, 16, 16, 1))
-  seg = (img[..., 0] > 0.5).astype(jnp.int32)
-  return model, img, seg
+  return tiny_network_and_batch(B)
 
 
 def test_train_step_learns_and_updates_geco(setup):
