@@ -22,20 +22,20 @@ def get_config():
   config.data.augment.flip = True
   config.data.augment.rot90 = True
   # The original's loss (also base.py's): GECO holds the cross-entropy of a
-  # stochastic top-k of 2 % of the pixels at kappa per selected pixel. The top-k
-  # is a fraction of the pixels, so kappa belongs to the crop size: 2 % of
-  # 128 x 128 is 327 pixels per image around the nodule. On a smaller crop
-  # keep that count (64 x 64: top_k_percentage 0.08) or the constraint falls on
-  # the hardest border pixels only. With 2 % at 64 x 64 the small CPU model's
-  # reconstructions scored about 0.29, six times 0.05 (over 8 %: 0.073);
-  # lambda grew all run (u
-  # moves about one learning rate per step under Adam, whatever loss.rate) and
-  # the prior's samples fell behind the ELBO's; and some seeds put the shape
-  # in the 2x2 latent within 250 steps, with or without the multiplier (an
-  # ELBO over the top 2 % did the same). If lagmul never levels off, raise
-  # kappa to what the model reaches (its ma_rec_loss_mean) or use
-  # loss_type='elbo'. Bounding lambda (loss.lagmul_max) helped a wound-up
-  # seed by a third of its gap only (docs/results.md).
+  # stochastic top-k of 2 % of the pixels at kappa per selected pixel. The
+  # top-k is a fraction of the pixels, so kappa belongs to the crop size: 2
+  # % of 128 x 128 is 327 pixels per image around the nodule. On a smaller
+  # crop keep that count (64 x 64: top_k_percentage 0.08) or the constraint
+  # falls on the hardest border pixels only. With 2 % at 64 x 64 the small
+  # CPU model's reconstructions scored about 0.29, six times 0.05 (over 8 %:
+  # 0.073); lambda grew all run (u moves about one learning rate per step
+  # under Adam, whatever loss.rate) and the prior's samples fell behind the
+  # ELBO's; and some seeds put the shape in the 2x2 latent within 250 steps,
+  # with or without the multiplier (an ELBO over the top 2 % did the same).
+  # If lagmul never levels off, raise kappa to what the model reaches (its
+  # ma_rec_loss_mean) or use loss_type='elbo'. Bounding lambda
+  # (loss.lagmul_max) helped a wound-up seed by a third of its gap only
+  # (docs/results.md).
   config.loss.loss_type = 'geco'
   config.loss.kappa = 0.05
   config.loss.top_k_percentage = 0.02
