@@ -25,24 +25,19 @@ def get_config():
   # stochastic top-k of 2 % of the pixels at kappa per selected pixel. The
   # top-k is a fraction of the pixels, so kappa belongs to the crop size: 2
   # % of 128 x 128 is 327 pixels per image around the nodule. On a smaller
-  # crop keep that count (64 x 64: top_k_percentage 0.08) or the constraint
-  # falls on the hardest border pixels only. With 2 % at 64 x 64 the small
-  # CPU model's reconstructions scored about 0.29, six times 0.05 (over 8 %:
-  # 0.073); lambda grew all run (u moves about one learning rate per step
-  # under Adam, whatever loss.rate) and the prior's samples fell behind the
-  # ELBO's; and some seeds put the shape in the 2x2 latent within 250 steps,
-  # with or without the multiplier (an ELBO over the top 2 % did the same).
-  # Over 8 % at 64 x 64 kappa 0.05 was met, but only at step 6,050 of 8,000,
-  # after lambda had wound up to 21: KL 26 nats and samples as far behind
-  # (validation GED16 0.307 against the ELBO's 0.231). kappa must be one the
-  # model reaches early in its training, not at the end of it.
-  # kappa 0.08 over 8 % (met at step 2,350, lambda peaking at 1.8) gave a
-  # seed that 2 % had sent to the 2x2 latent validation GED16 / HM-IoU16
-  # 0.227 / 0.602, against the ELBO's 0.232 / 0.588 (one training).
-  # If lagmul never levels off, raise kappa to what the model reaches (its
-  # ma_rec_loss_mean) or use loss_type='elbo'. Bounding lambda
-  # (loss.lagmul_max) helped a wound-up seed by a third of its gap only
-  # (docs/results.md).
+  # crop keep that count (64 x 64: top_k_percentage 0.08); at 2 % there some
+  # seeds put the shape in the 2x2 latent within 250 steps.
+  # kappa must be one the model reaches early in its training. lambda grows
+  # while ma_rec_loss_mean is above kappa (u moves about one learning rate
+  # per step under Adam, whatever loss.rate), and a wound-up lambda leaves a
+  # posterior the prior cannot follow. Measured on the small CPU model over
+  # 8 % at 64 x 64 (docs/results.md): kappa 0.05 was met only at step 6,050
+  # of 8,000, lambda at 21, validation GED16 0.307; kappa 0.08, just above
+  # the ELBO model's 0.073, was met at step 2,350 and gave 0.227, ahead of
+  # the ELBO's 0.232 on the same seed. If lagmul never levels off, raise
+  # kappa to what the model reaches (its ma_rec_loss_mean) or use
+  # loss_type='elbo'; bounding lambda (loss.lagmul_max) helped a wound-up
+  # seed by a third of its gap only.
   config.loss.loss_type = 'geco'
   config.loss.kappa = 0.05
   config.loss.top_k_percentage = 0.02
