@@ -19,7 +19,8 @@ undefined (a constant map) is counted and named in the report
 With several annotators per image (A >= 2), the report adds
 `empty_calibration`: per number k of annotators who marked an image, the
 fraction of the model's samples that are empty beside the annotators' own
-(A - k) / A (`EmptyCalibration`).
+(A - k) / A, and the same for the marked images grouped by the area of their
+marked masks (`EmptyCalibration`).
 
 On a source that knows its true annotation distribution (the synthetic set:
 `sample_annotations` and `mode_masks`), the report adds oracle numbers at the
@@ -40,6 +41,7 @@ from hpu_jax.sampling import MEAN_MODES, MODE_LABELS
 from hpu_jax.workdir import GIF_FILE, GRID_FILE, REPORT_FILE
 
 FRESH_ANNOTATIONS = 100      # True annotations drawn per image for *_fresh metrics.
+AREA_GROUPS = 5              # Groups of marked images by area in empty_calibration.
 
 # Conventions of this module's numbers, added to the report's 'conventions'.
 REPORT_CONVENTIONS = {
@@ -60,7 +62,12 @@ REPORT_CONVENTIONS = {
         '= (A - k) / A (the annotators\' own fraction of empty masks) and '
         'empty_fractionN = the fraction of the model\'s first N samples per '
         'image (full sampling) with no foreground pixel, pooled over the row\'s '
-        'images; null where the row has no image.'),
+        'images; null where the row has no image. by_marked_area: the images '
+        'with k >= 1 sorted by the mean foreground pixel count of their marked '
+        'masks and cut into num_groups groups of (nearly) equal size; per group '
+        'area_min and area_max (pixels), num_images, num_images_by_marked (k = '
+        '1..A), true_empty_fraction (the mean of (A - k) / A), empty_fractionN '
+        '(pooled) and empty_fractionN_by_marked (k = 1..A; null where no image).'),
 }
 
 
@@ -161,18 +168,27 @@ class EmptyCalibration:
   pooled over the images of that row (the same as the mean over them of each
   image's fraction, as every image has N samples).
 
+  The same fractions for the marked images grouped by size
+  (`by_marked_area`): a model that reads only the size of a lesion from the
+  image can follow the annotators by area and still compress the table by k.
+
       cal = EmptyCalibration((16, 100))
       cal.add(samples, annotations)   # per batch: [B, >= 100, H, W], [B, A, H, W]
       cal.table()                     # the report's 'empty_calibration', or None
   """
 
-  def __init__(self, num_samples: Sequence[int]):
+  def __init__(self, num_samples: Sequence[int], area_groups: int = AREA_GROUPS):
     self.num_samples = tuple(sorted({int(n) for n in num_samples}))
     if not self.num_samples or self.num_samples[0] < 1:
       raise ValueError(f'num_samples={tuple(num_samples)}: expected positive sample counts.')
+    if int(area_groups) < 1:
+      raise ValueError(f'area_groups={area_groups}: expected a positive number of groups.')
+    self.area_groups = int(area_groups)
     self.num_annotators = None
     self.images = None                       # [A + 1] images per k
     self.empty = {}                          # N -> [A + 1] empty samples per k
+    self._marked, self._area = [], []        # per image: k, mean marked area (pixels)
+    self._empty_per_image = []               # per image: [len(num_samples)] empty samples
 
   def add(self, samples, annotations) -> None:
     """samples [B, N, H, W] (N >= the largest N), annotations [B, A, H, W];
@@ -205,6 +221,10 @@ class EmptyCalibration:
       per_image = empty[:, :m].sum(-1)
       self.empty[m] += np.array([per_image[marked == k].sum() for k in range(a + 1)],
                                 np.int64)
+    marked_area = (annotations.reshape(b, a, -1) != 0).sum(-1).sum(-1)  # [B] pixels
+    self._marked.append(marked)
+    self._area.append(marked_area / np.maximum(marked, 1))
+    self._empty_per_image.append(np.stack([empty[:, :m].sum(-1) for m in self.num_samples], -1))
 
   def table(self) -> Optional[dict]:
     """The report's 'empty_calibration' (see docs/evaluation.md), or None
@@ -219,7 +239,40 @@ class EmptyCalibration:
       for m in self.num_samples:
         row[f'empty_fraction{m}'] = float(self.empty[m][k]) / (count * m) if count else None
       rows.append(row)
-    return {'num_annotators': a, 'num_samples': list(self.num_samples), 'rows': rows}
+    table = {'num_annotators': a, 'num_samples': list(self.num_samples), 'rows': rows}
+    by_area = self._by_marked_area()
+    if by_area is not None:
+      table['by_marked_area'] = by_area
+    return table
+
+  def _by_marked_area(self) -> Optional[dict]:
+    """The marked images (k >= 1) sorted by the mean area of their marked
+    masks and cut into `area_groups` groups of (nearly) equal size; per
+    group the area range, the images per k, the annotators' mean empty
+    fraction and the model's, pooled and per k. None without a marked image."""
+    a = self.num_annotators
+    marked, area = np.concatenate(self._marked), np.concatenate(self._area)
+    empty = np.concatenate(self._empty_per_image)            # [images, len(num_samples)]
+    keep = marked > 0
+    if not keep.any():
+      return None
+    marked, area, empty = marked[keep], area[keep], empty[keep]
+    order = np.argsort(area, kind='stable')
+    rows = []
+    for group in np.array_split(order, min(self.area_groups, len(order))):
+      k = marked[group]
+      row = {'area_min': float(area[group].min()), 'area_max': float(area[group].max()),
+             'num_images': int(len(group)),
+             'num_images_by_marked': [int((k == j).sum()) for j in range(1, a + 1)],
+             'true_empty_fraction': float(np.mean((a - k) / a))}
+      for col, m in enumerate(self.num_samples):
+        e = empty[group, col]
+        row[f'empty_fraction{m}'] = float(e.sum()) / (len(group) * m)
+        row[f'empty_fraction{m}_by_marked'] = [
+            float(e[k == j].sum()) / ((k == j).sum() * m) if (k == j).any() else None
+            for j in range(1, a + 1)]
+      rows.append(row)
+    return {'num_groups': len(rows), 'rows': rows}
 
 
 def _oracle_scores(sums: _Sums, source, indices, annotations, samples,
@@ -423,6 +476,18 @@ def format_calibration(table: Optional[dict]) -> list:
                      else f'{row[f"empty_fraction{n}"]:>8.3f}' for n in ns)
     lines.append(f"{str(row['marked_by']) + '/' + str(a):>9}{row['num_images']:>8}"
                  f"{row['true_empty_fraction']:>8.3f}{values}")
+  by_area = table.get('by_marked_area')
+  if by_area:
+    n = ns[-1]
+    lines += [f"Empty samples by the mean area of the marked masks (pixels), the marked images in "
+              f"{by_area['num_groups']} groups by area (N={n} by 1/{a} .. {a}/{a} marked):",
+              f"{'area':>13}{'images':>8}{'true':>8}" + ''.join(f'{"N=" + str(m):>8}' for m in ns)
+              + '  by marked']
+    for row in by_area['rows']:
+      values = ''.join(f"{row[f'empty_fraction{m}']:>8.3f}" for m in ns)
+      by_k = ' '.join('-' if v is None else f'{v:.2f}' for v in row[f'empty_fraction{n}_by_marked'])
+      lines.append(f"{row['area_min']:>6.0f}-{row['area_max']:<6.0f}{row['num_images']:>8}"
+                   f"{row['true_empty_fraction']:>8.3f}{values}  {by_k}")
   return lines
 
 

@@ -3,8 +3,8 @@ with every metric, a sample grid (PNG) and a sampling-mode animation (GIF).
 It prints the metrics, for each S_NCC how many images it was undefined for
 (and which: report.json `undefined_images`), and, with several annotators
 per image, the fraction of empty samples by the number of annotators who
-marked the image beside theirs (report.json `empty_calibration`; see
-docs/evaluation.md).
+marked the image beside theirs, overall and by the size of the marked
+lesions (report.json `empty_calibration`; see docs/evaluation.md).
 
   python scripts/evaluate.py --workdir runs/synthetic                 # its config
   python scripts/evaluate.py --workdir runs/lidc --split test --num_samples 16,100 \

@@ -58,6 +58,50 @@ def test_empty_calibration_known_answer():
   json.dumps(table, allow_nan=False)   # Plain JSON: null for an empty row.
 
 
+def masks_with_areas(areas, a=4, size=6):
+  """[A, H, W]: annotator i marks areas[i] pixels (0: draws nothing)."""
+  m = np.zeros((a, size * size), np.uint8)
+  for i, n in enumerate(areas):
+    m[i, :n] = 1
+  return m.reshape(a, size, size)
+
+
+def test_empty_calibration_by_marked_area_known_answer():
+  cal = evaluate.EmptyCalibration((2, 4), area_groups=2)
+  cal.add(np.stack([samples_with_empty([1, 1, 0, 0]),     # k = 1, area 1
+                    samples_with_empty([1, 1, 1, 1]),     # k = 0: not in the groups
+                    samples_with_empty([0, 0, 0, 1])]),   # k = 4, area 3
+          np.stack([masks_with_areas([1, 0, 0, 0]), masks_with_areas([0, 0, 0, 0]),
+                    masks_with_areas([3, 3, 3, 3])]))
+  cal.add(np.stack([samples_with_empty([1, 0, 0, 0]),     # k = 2, area 2
+                    samples_with_empty([1, 1, 1, 0])]),   # k = 3, areas 1, 2, 3: mean 2
+          np.stack([masks_with_areas([2, 2, 0, 0]), masks_with_areas([0, 1, 2, 3])]))
+  by_area = cal.table()['by_marked_area']
+  assert by_area['num_groups'] == 2
+  small, large = by_area['rows']     # Sorted by area, ties in order: (1, 2) and (2, 3).
+  assert (small['area_min'], small['area_max'], small['num_images']) == (1.0, 2.0, 2)
+  assert (large['area_min'], large['area_max'], large['num_images']) == (2.0, 3.0, 2)
+  assert small['num_images_by_marked'] == [1, 1, 0, 0]
+  assert large['num_images_by_marked'] == [0, 0, 1, 1]
+  assert small['true_empty_fraction'] == pytest.approx((0.75 + 0.5) / 2)
+  assert large['true_empty_fraction'] == pytest.approx((0.25 + 0.0) / 2)
+  assert (small['empty_fraction2'], small['empty_fraction4']) == (3 / 4, 3 / 8)
+  assert (large['empty_fraction2'], large['empty_fraction4']) == (2 / 4, 4 / 8)
+  assert small['empty_fraction4_by_marked'] == [2 / 4, 1 / 4, None, None]
+  assert large['empty_fraction4_by_marked'] == [None, None, 3 / 4, 1 / 4]
+  assert large['empty_fraction2_by_marked'] == [None, None, 1.0, 0.0]
+  json.dumps(by_area, allow_nan=False)
+  # More groups than marked images: one image a group. No marked image: no groups.
+  many = evaluate.EmptyCalibration((2,), area_groups=9)
+  many.add(samples_with_empty([1, 0])[None], masks_with_areas([1, 1, 0, 0])[None])
+  assert many.table()['by_marked_area']['num_groups'] == 1
+  none = evaluate.EmptyCalibration((2,))
+  none.add(samples_with_empty([1, 0])[None], masks_with_areas([0, 0, 0, 0])[None])
+  assert 'by_marked_area' not in none.table()
+  with pytest.raises(ValueError, match='area_groups=0: expected a positive'):
+    evaluate.EmptyCalibration((2,), area_groups=0)
+
+
 def test_empty_calibration_counts_any_nonzero_pixel_and_checks_its_input():
   cal = evaluate.EmptyCalibration([3])
   masks = masks_marked_by(1).astype(np.int32) * 255      # 0 / 255 masks
@@ -97,6 +141,9 @@ def test_printed_summary_says_how_many_are_undefined_and_shows_the_table():
   assert lines[start + 2].split() == ['0/2', '1', '1.000', '0.500']
   assert lines[start + 3].split() == ['1/2', '0', '0.500', '-']
   assert lines[start + 4].split() == ['2/2', '1', '0.000', '0.000']
+  # The marked image, by area: one group (one image), by 1/2 and 2/2 marked.
+  assert lines[start + 5].startswith('Empty samples by the mean area of the marked masks')
+  assert lines[start + 7].split() == ['1-1', '1', '0.000', '0.000', '-', '0.00']
 
 
 # ----------------------------------------------------------------------------
@@ -221,6 +268,12 @@ def test_tiny_model_report_has_the_table_and_the_sncc_counts():
     got = [r[f'empty_fraction{n}'] for r in table['rows']]
     want = [e / c if c else None for e, c in zip(expected[n], images_per_k)]
     assert got == pytest.approx(want), n
+  # The groups by area hold the marked images, with the same empty samples.
+  by_area = table['by_marked_area']
+  assert sum(r['num_images'] for r in by_area['rows']) == images_per_k[1:].sum() > 0
+  for n in (2, 4):
+    pooled = sum(r[f'empty_fraction{n}'] * r['num_images'] for r in by_area['rows'])
+    assert pooled == pytest.approx(expected[n][1:].sum()), n
   # The bias makes about half of the samples empty: the table is not trivial.
   assert 0 < expected[4].sum() < images_per_k.sum()
   # S_NCC at every N, with its undefined count stated even when 0.
