@@ -185,10 +185,9 @@ class EmptyCalibration:
       raise ValueError(f'area_groups={area_groups}: expected a positive number of groups.')
     self.area_groups = int(area_groups)
     self.num_annotators = None
-    self.images = None                       # [A + 1] images per k
-    self.empty = {}                          # N -> [A + 1] empty samples per k
-    self._marked, self._area = [], []        # per image: k, mean marked area (pixels)
-    self._empty_per_image = []               # per image: [len(num_samples)] empty samples
+    # Per image, batch by batch: k, the mean area of its marked masks (pixels)
+    # and its empty samples among the first N, for each N of num_samples.
+    self._marked, self._area, self._empty = [], [], []
 
   def add(self, samples, annotations) -> None:
     """samples [B, N, H, W] (N >= the largest N), annotations [B, A, H, W];
@@ -209,22 +208,15 @@ class EmptyCalibration:
                        'one annotator per image.')
     if self.num_annotators is None:
       self.num_annotators = a
-      self.images = np.zeros(a + 1, np.int64)
-      self.empty = {m: np.zeros(a + 1, np.int64) for m in self.num_samples}
     elif a != self.num_annotators:
       raise ValueError(f'annotations of shape {annotations.shape}: {a} annotators per '
                        f'image; expected {self.num_annotators}, as in the earlier batches.')
-    marked = (annotations.reshape(b, a, -1) != 0).any(-1).sum(-1)     # [B] k
+    pixels = (annotations.reshape(b, a, -1) != 0).sum(-1)             # [B, A] foreground
+    marked = (pixels > 0).sum(-1)                                     # [B] k
     empty = ~(samples.reshape(b, n, -1) != 0).any(-1)                 # [B, N]
-    self.images += np.bincount(marked, minlength=a + 1)
-    for m in self.num_samples:
-      per_image = empty[:, :m].sum(-1)
-      self.empty[m] += np.array([per_image[marked == k].sum() for k in range(a + 1)],
-                                np.int64)
-    marked_area = (annotations.reshape(b, a, -1) != 0).sum(-1).sum(-1)  # [B] pixels
     self._marked.append(marked)
-    self._area.append(marked_area / np.maximum(marked, 1))
-    self._empty_per_image.append(np.stack([empty[:, :m].sum(-1) for m in self.num_samples], -1))
+    self._area.append(pixels.sum(-1) / np.maximum(marked, 1))
+    self._empty.append(np.stack([empty[:, :m].sum(-1) for m in self.num_samples], -1))
 
   def table(self) -> Optional[dict]:
     """The report's 'empty_calibration' (see docs/evaluation.md), or None
@@ -232,27 +224,28 @@ class EmptyCalibration:
     a = self.num_annotators
     if a is None or a < 2:
       return None
+    marked, area = np.concatenate(self._marked), np.concatenate(self._area)
+    empty = np.concatenate(self._empty)                      # [images, len(num_samples)]
     rows = []
     for k in range(a + 1):
-      count = int(self.images[k])
+      count = int((marked == k).sum())
       row = {'marked_by': k, 'num_images': count, 'true_empty_fraction': (a - k) / a}
-      for m in self.num_samples:
-        row[f'empty_fraction{m}'] = float(self.empty[m][k]) / (count * m) if count else None
+      for col, m in enumerate(self.num_samples):
+        row[f'empty_fraction{m}'] = (float(empty[marked == k, col].sum()) / (count * m)
+                                     if count else None)
       rows.append(row)
     table = {'num_annotators': a, 'num_samples': list(self.num_samples), 'rows': rows}
-    by_area = self._by_marked_area()
+    by_area = self._by_marked_area(marked, area, empty)
     if by_area is not None:
       table['by_marked_area'] = by_area
     return table
 
-  def _by_marked_area(self) -> Optional[dict]:
+  def _by_marked_area(self, marked, area, empty) -> Optional[dict]:
     """The marked images (k >= 1) sorted by the mean area of their marked
     masks and cut into `area_groups` groups of (nearly) equal size; per
     group the area range, the images per k, the annotators' mean empty
     fraction and the model's, pooled and per k. None without a marked image."""
     a = self.num_annotators
-    marked, area = np.concatenate(self._marked), np.concatenate(self._area)
-    empty = np.concatenate(self._empty_per_image)            # [images, len(num_samples)]
     keep = marked > 0
     if not keep.any():
       return None
