@@ -20,7 +20,9 @@ With several annotators per image (A >= 2), the report adds
 `empty_calibration`: per number k of annotators who marked an image, the
 fraction of the model's samples that are empty beside the annotators' own
 (A - k) / A, and the same for the marked images grouped by the area of their
-marked masks (`EmptyCalibration`).
+marked masks (`EmptyCalibration`); and `metrics_by_marked`: the metrics per k
+(`MetricsByMarked`), so that splits with another mix of agreement can be
+compared.
 
 On a source that knows its true annotation distribution (the synthetic set:
 `sample_annotations` and `mode_masks`), the report adds oracle numbers at the
@@ -68,6 +70,14 @@ REPORT_CONVENTIONS = {
         'area_min and area_max (pixels), num_images, num_images_by_marked (k = '
         '1..A), true_empty_fraction (the mean of (A - k) / A), empty_fractionN '
         '(pooled) and empty_fractionN_by_marked (k = 1..A; null where no image).'),
+    'metrics_by_marked': (
+        'For A >= 2 annotators per image, per k = 0..A annotators who marked the '
+        'image: num_images, metrics (the means of the report\'s metrics over '
+        'the row\'s images, with the same conventions; empty where the row has '
+        'no image, null where no image of the row defines the metric) and '
+        'undefined (per S_NCC metric, the row\'s images left out of its mean). '
+        'Each of the report\'s metrics is the mean of the rows\' values weighted '
+        'by the images that define it.'),
 }
 
 
@@ -146,16 +156,84 @@ class _Sums:
             for k in self.sum}
 
 
-def _score(sums: _Sums, prefix: str, samples, fg_logits, annotations, n: int,
-           indices=None) -> None:
-  """GED and HM-IoU of the first n samples; S_NCC too, given fg_logits."""
+def _score(samples, fg_logits, annotations, n: int) -> Dict[str, tuple]:
+  """Per image, GED and HM-IoU of the first n samples, and S_NCC too given
+  fg_logits: name -> (values [B], defined [B], or None where a value is
+  defined when it is finite)."""
   s, a = samples[:, :n], annotations
   distances = M.distance_matrices(s, a)          # One pass for GED and HM-IoU.
-  sums.add(f'{prefix}ged{n}', np.asarray(M.ged_from_distances(distances).ged))
-  sums.add(f'{prefix}hm_iou{n}', M.hungarian_matched_iou_from_distances(distances.sy))
+  scores = {f'ged{n}': (np.asarray(M.ged_from_distances(distances).ged), None),
+            f'hm_iou{n}': (np.asarray(M.hungarian_matched_iou_from_distances(distances.sy)), None)}
   if fg_logits is not None:
     sn = ncc.sncc_from_logits(fg_logits[:, :n], a)
-    sums.add(f'{prefix}sncc{n}', np.asarray(sn.value), np.asarray(sn.defined), indices)
+    scores[f'sncc{n}'] = (np.asarray(sn.value), np.asarray(sn.defined))
+  return scores
+
+
+def _add_scores(sums: _Sums, scores: Dict[str, tuple], indices=None) -> None:
+  for name, (values, defined) in scores.items():
+    sums.add(name, values, defined, indices)
+
+
+def annotator_pixels(annotations) -> np.ndarray:
+  """[B, A] the foreground pixel count of each annotation; annotations
+  [B, A, H, W], non-zero is foreground. An annotator marked an image where
+  the count is positive."""
+  annotations = np.asarray(annotations)
+  return (annotations.reshape(annotations.shape[0], annotations.shape[1], -1) != 0).sum(-1)
+
+
+class MetricsByMarked:
+  """The metrics per number k of annotators who marked the image (k = 0..A).
+
+  Splits with another mix of agreement score differently with the same
+  model (an image that 2 of 4 annotators marked is harder to match than one
+  that all 4 did); these rows let two splits, or two papers' splits, be
+  compared k by k and re-weighted.
+
+      by_marked = MetricsByMarked()
+      by_marked.add(scores, annotations)   # per batch, _score's dict
+      by_marked.table()                    # the report's 'metrics_by_marked', or None
+  """
+
+  def __init__(self):
+    self.num_annotators = None
+    self._sums = {}          # k -> _Sums
+
+  def add(self, scores: Dict[str, tuple], annotations) -> None:
+    annotations = np.asarray(annotations)
+    a = annotations.shape[1]
+    if self.num_annotators is None:
+      self.num_annotators = a
+    elif a != self.num_annotators:
+      raise ValueError(f'annotations of shape {annotations.shape}: {a} annotators per '
+                       f'image; expected {self.num_annotators}, as in the earlier batches.')
+    marked = (annotator_pixels(annotations) > 0).sum(-1)
+    for k in np.unique(marked):
+      keep = marked == k
+      sums = self._sums.setdefault(int(k), _Sums())
+      for name, (values, defined) in scores.items():
+        sums.add(name, np.asarray(values)[keep],
+                 None if defined is None else np.asarray(defined)[keep])
+
+  def table(self) -> Optional[dict]:
+    """The report's 'metrics_by_marked' (see docs/evaluation.md), or None
+    with fewer than 2 annotators per image (or no image)."""
+    a = self.num_annotators
+    if a is None or a < 2:
+      return None
+    rows = []
+    for k in range(a + 1):
+      sums = self._sums.get(k)
+      # Every metric scored every image of the row, defined or not.
+      name = next(iter(sums.count)) if sums else None
+      count = sums.count[name] + sums.undefined[name] if sums else 0
+      means = sums.means() if sums else {}
+      rows.append({'marked_by': k, 'num_images': int(count),
+                   # null where every image of the row is undefined (S_NCC).
+                   'metrics': {n: None if math.isnan(v) else v for n, v in means.items()},
+                   'undefined': sums.undefined_counts() if sums else {}})
+    return {'num_annotators': a, 'rows': rows}
 
 
 class EmptyCalibration:
@@ -211,7 +289,7 @@ class EmptyCalibration:
     elif a != self.num_annotators:
       raise ValueError(f'annotations of shape {annotations.shape}: {a} annotators per '
                        f'image; expected {self.num_annotators}, as in the earlier batches.')
-    pixels = (annotations.reshape(b, a, -1) != 0).sum(-1)             # [B, A] foreground
+    pixels = annotator_pixels(annotations)                            # [B, A] foreground
     marked = (pixels > 0).sum(-1)                                     # [B] k
     empty = ~(samples.reshape(b, n, -1) != 0).any(-1)                 # [B, N]
     self._marked.append(marked)
@@ -323,6 +401,7 @@ def evaluate(sample, params, source, *, image_size: int,
   oracle = has_oracle(source)
   sums, mode_sums = _Sums(), {m: _Sums() for m in modes if m != 'full'}
   calibration = EmptyCalibration(num_samples)
+  by_marked = MetricsByMarked()
   key = jax.random.key(seed)
   from tqdm import tqdm
   bar = tqdm(total=total, unit='img', desc='evaluate', disable=not progress,
@@ -336,7 +415,9 @@ def evaluate(sample, params, source, *, image_size: int,
                                temperature=temperature)
     samples, fg_logits = samples[:v], fg_logits[:v]
     for n in num_samples:
-      _score(sums, '', samples, fg_logits, annotations, n, indices=batch.indices[:v])
+      scores = _score(samples, fg_logits, annotations, n)
+      _add_scores(sums, scores, indices=batch.indices[:v])
+      by_marked.add(scores, annotations)
     calibration.add(samples, annotations)
     if oracle:
       _oracle_scores(sums, source, batch.indices[:v], annotations, samples,
@@ -344,7 +425,7 @@ def evaluate(sample, params, source, *, image_size: int,
     for mode_index, (mode, msums) in enumerate(mode_sums.items(), 1):
       msamples, _ = _draw(sample, params, jax.random.fold_in(rng, mode_index),
                           batch.images, n_min, mode, logits=False, temperature=temperature)
-      _score(msums, '', msamples[:v], None, annotations, n_min)
+      _add_scores(msums, _score(msamples[:v], None, annotations, n_min))
     bar.update(v)
   bar.close()
   ids = {}                                   # Read once per undefined image.
@@ -366,6 +447,9 @@ def evaluate(sample, params, source, *, image_size: int,
   table = calibration.table()
   if table is not None:
     report['empty_calibration'] = table
+  table = by_marked.table()
+  if table is not None:
+    report['metrics_by_marked'] = table
   if oracle and sums.vectors:
     model_marginal = sums.vectors['model_mode_frequencies'] / total
     true_marginal = sums.vectors['true_mode_frequencies'] / total
@@ -484,6 +568,23 @@ def format_calibration(table: Optional[dict]) -> list:
   return lines
 
 
+def format_by_marked(table: Optional[dict]) -> list:
+  """The 'metrics_by_marked' table as text lines (none without one)."""
+  if not table:
+    return []
+  a = table['num_annotators']
+  names = []
+  for row in table['rows']:
+    names += [n for n in row['metrics'] if n not in names]
+  lines = [f'Metrics by the number of the {a} annotators who marked the image:',
+           f"{'marked by':>9}{'images':>8}" + ''.join(f'{n:>10}' for n in names)]
+  for row in table['rows']:
+    values = ''.join(f'{"-":>10}' if row['metrics'].get(n) is None
+                     else f"{row['metrics'][n]:>10.4f}" for n in names)
+    lines.append(f"{str(row['marked_by']) + '/' + str(a):>9}{row['num_images']:>8}{values}")
+  return lines
+
+
 def format_table(report: dict) -> str:
   lines = [f"{'metric':<24}{'value':>10}"]
   for name, value in report['metrics'].items():
@@ -492,6 +593,7 @@ def format_table(report: dict) -> str:
     for name, value in values.items():
       lines.append(f'{mode + "/" + name:<24}{value:>10.4f}')
   lines += format_undefined(report)
+  lines += format_by_marked(report.get('metrics_by_marked'))
   lines += format_calibration(report.get('empty_calibration'))
   return '\n'.join(lines)
 

@@ -351,12 +351,16 @@ def bench_metrics(batch, size, num_samples, repeats):
   probs = rng.random((batch, num_samples, size, size), dtype=np.float32)
   annotations = (rng.random((batch, NUM_ANNOTATIONS, size, size)) > 0.5).astype(np.uint8)
 
-  # evaluate.py's own per-batch scoring at one N: GED, HM-IoU and S_NCC.
-  sums_class, score_batch = evaluation._Sums, evaluation._score  # pylint: disable=protected-access
+  # evaluate.py's own per-batch scoring at one N: GED, HM-IoU and S_NCC, over
+  # the batch and per number of annotators who marked the image.
+  # pylint: disable=protected-access
+  sums_class, score_batch, add_scores = evaluation._Sums, evaluation._score, evaluation._add_scores
 
   def score():
-    sums = sums_class()
-    score_batch(sums, '', samples, probs, annotations, num_samples)
+    sums, by_marked = sums_class(), evaluation.MetricsByMarked()
+    scores = score_batch(samples, probs, annotations, num_samples)
+    add_scores(sums, scores)
+    by_marked.add(scores, annotations)
     return sums.means()
   start = time.perf_counter()
   score()

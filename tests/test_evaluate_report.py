@@ -1,5 +1,5 @@
-"""The report's S_NCC bookkeeping (undefined images counted and named) and its
-empty-sample calibration table: known answers on hand-made arrays, a stub
+"""The report's S_NCC bookkeeping (undefined images counted and named), its
+empty-sample calibration table and its metrics by agreement: known answers on hand-made arrays, a stub
 sampler whose samples are chosen, and a tiny initialised model."""
 import json
 
@@ -121,6 +121,40 @@ def test_empty_calibration_counts_any_nonzero_pixel_and_checks_its_input():
   single.add(samples[None], masks[None, :1])
   assert single.table() is None
   assert evaluate.EmptyCalibration([3]).table() is None
+
+
+def test_metrics_by_marked_known_answer():
+  """Rows hold each image's own values, pooled by k; S_NCC's undefined images
+  are counted per row and left out of its mean."""
+  scores = {'ged2': (np.array([0.1, 0.2, 0.4, 0.8]), None),
+            'sncc2': (np.array([0.5, np.nan, 0.3, 0.1]), np.array([True, False, True, True]))}
+  annotations = np.stack([masks_marked_by(k, a=2) for k in (2, 0, 2, 1)])
+  by_marked = evaluate.MetricsByMarked()
+  by_marked.add(scores, annotations)
+  by_marked.add({'ged2': (np.array([1.0]), None),
+                 'sncc2': (np.array([np.nan]), np.array([False]))}, annotations[1:2])
+  table = by_marked.table()
+  assert table['num_annotators'] == 2
+  rows = table['rows']
+  assert [r['marked_by'] for r in rows] == [0, 1, 2]
+  assert [r['num_images'] for r in rows] == [2, 1, 2]
+  assert rows[0]['metrics']['ged2'] == pytest.approx(0.6)
+  assert rows[0]['metrics']['sncc2'] is None and rows[0]['undefined'] == {'sncc2': 2}
+  assert rows[1]['metrics'] == pytest.approx({'ged2': 0.8, 'sncc2': 0.1})
+  assert rows[2]['metrics'] == pytest.approx({'ged2': 0.25, 'sncc2': 0.4})
+  assert rows[2]['undefined'] == {'sncc2': 0}
+  lines = evaluate.format_by_marked(table)
+  assert lines[1].split() == ['marked', 'by', 'images', 'ged2', 'sncc2']
+  assert lines[2].split() == ['0/2', '2', '0.6000', '-']
+  with pytest.raises(ValueError, match='3 annotators per image; expected 2'):
+    by_marked.add(scores, np.zeros((4, 3, 6, 6), np.uint8))
+  empty_row = evaluate.MetricsByMarked()
+  empty_row.add({'ged2': (np.array([0.5]), None)}, masks_marked_by(1, a=2)[None])
+  assert empty_row.table()['rows'][0] == {'marked_by': 0, 'num_images': 0, 'metrics': {},
+                                          'undefined': {}}
+  single = evaluate.MetricsByMarked()
+  single.add({'ged2': (np.array([0.5]), None)}, masks_marked_by(1, a=1)[None])
+  assert single.table() is None and evaluate.MetricsByMarked().table() is None
 
 
 def test_printed_summary_says_how_many_are_undefined_and_shows_the_table():
@@ -282,9 +316,19 @@ def test_tiny_model_report_has_the_table_and_the_sncc_counts():
     assert name in report['metrics'] and name in report['undefined']
     assert len(report['undefined_images'][name]) == report['undefined'][name]
     assert all(i.startswith('synthetic/validation/') for i in report['undefined_images'][name])
+  # The rows by agreement pool back to the report's metrics.
+  rows = report['metrics_by_marked']['rows']
+  assert [r['num_images'] for r in rows] == list(images_per_k)
+  for name, value in report['metrics'].items():
+    defined = [(r['metrics'][name], r['num_images'] - r['undefined'].get(name, 0))
+               for r in rows if r['num_images'] and r['metrics'][name] is not None]
+    pooled = sum(m * c for m, c in defined if c) / sum(c for _, c in defined)
+    assert pooled == pytest.approx(value, rel=1e-6), name
+  assert 'metrics_by_marked' in report['conventions']
   json.dumps(report, allow_nan=False)
   text = evaluate.format_table(report)
   assert 'Empty samples by the number of the 4 annotators' in text and 'sncc4: ' in text
+  assert 'Metrics by the number of the 4 annotators' in text
 
 
 def test_the_config_temperature_reaches_the_samples_and_the_report():
