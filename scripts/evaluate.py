@@ -2,9 +2,10 @@
 with every metric, a sample grid (PNG) and a sampling-mode animation (GIF).
 It prints the metrics, for each S_NCC how many images it was undefined for
 (and which: report.json `undefined_images`), and, with several annotators
-per image, the fraction of empty samples by the number of annotators who
-marked the image beside theirs, overall and by the size of the marked
-lesions (report.json `empty_calibration`; see docs/evaluation.md).
+per image, the metrics by the number of annotators who marked the image
+(report.json `metrics_by_marked`) and the fraction of empty samples beside
+the annotators' own, by that number and by the size of the marked lesions
+(report.json `empty_calibration`; see docs/evaluation.md).
 
   python scripts/evaluate.py --workdir runs/synthetic                 # its config
   python scripts/evaluate.py --workdir runs/lidc --split test --num_samples 16,100 \
