@@ -33,8 +33,9 @@ def get_config():
   # posterior the prior cannot follow. Measured on the small CPU model over
   # 8 % at 64 x 64 (docs/results.md): kappa 0.05 was met only at step 6,050
   # of 8,000, lambda at 21, validation GED16 0.307; kappa 0.08, just above
-  # the ELBO model's 0.073, was met at step 2,350 to 2,400 and gave 0.227
-  # on two seeds, ahead of the ELBO's 0.231 / 0.232 on the same seeds. If
+  # the ELBO model's 0.073, was met at step 2,350 to 2,800 and gave 0.227,
+  # 0.227 and 0.231 on three seeds, ahead of the ELBO's 0.231 to 0.232 (it
+  # is lidc_slices_cpu's loss). If
   # lagmul never levels off, raise kappa to what the model reaches (its
   # ma_rec_loss_mean) or use loss_type='elbo'; bounding lambda
   # (loss.lagmul_max) helped a wound-up seed by a third of its gap only.
