@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hpu_jax import compile_cache, configuration
+from hpu_jax import compile_cache, configuration, xla_cpu
 from hpu_jax import evaluate as evaluation
 from hpu_jax import workdir as run_dir
 from hpu_jax.configuration import LoopSettings
@@ -57,7 +57,10 @@ def train(config, workdir: str,
   one. `on_checkpoint(step)` runs after each save. With
   `train.compilation_cache_dir` set, compiled programs (and on GPU, XLA's
   autotuning results) are loaded from and saved to that directory
-  (hpu_jax/compile_cache.py); it is turned on first, before any compile."""
+  (hpu_jax/compile_cache.py); it is turned on first, before any compile,
+  and so is `train.cpu_convolutions` (hpu_jax/xla_cpu.py)."""
+  # Both before JAX starts its backend, which reads XLA_FLAGS.
+  xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
   cache_dir = config.train.get('compilation_cache_dir', '')
   if cache_dir:
     compile_cache.enable(cache_dir)

@@ -142,7 +142,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from hpu_jax import compile_cache, configuration, flops, parameter_split  # noqa: E402
+from hpu_jax import compile_cache, configuration, flops, parameter_split, xla_cpu  # noqa: E402
 from hpu_jax import evaluate as evaluation  # noqa: E402
 from hpu_jax.model import model_summary  # noqa: E402
 from hpu_jax.precision import DTYPES  # noqa: E402
@@ -271,6 +271,8 @@ def architecture_flops(config, size, batch, num_samples):
 def setup(config, args):
   """(config, model, optimizer, loss config, image size) for the arguments."""
   config = apply_options(config, args)
+  # As scripts/train.py does, before JAX starts: the config's CPU convolutions.
+  xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
   if config.train.get('compilation_cache_dir', ''):
     compile_cache.enable(config.train.compilation_cache_dir)  # before any compile.
   size = args.size or int(config.data.image_size)
@@ -418,10 +420,10 @@ def profile_train(step, state, images, labels, steps, directory):
 
 def child_train2(config, args):
   """The pmapped train step of hpu_jax/train.py on 2 devices; prints JSON."""
+  _, model, optimizer, loss_cfg, size = setup(config, args)   # Before JAX starts.
   devices = jax.local_devices()[:2]
   if len(devices) < 2:
     raise SystemExit(f'--_child train2: {len(devices)} device(s), need 2.')
-  _, model, optimizer, loss_cfg, size = setup(config, args)
   state = create_train_state(model, optimizer, jax.random.key(0), (1, size, size, 1))
   p_step = jax.pmap(
       make_train_step(model, optimizer, loss_cfg, axis_name=AXIS,

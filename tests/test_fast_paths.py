@@ -1,4 +1,5 @@
 """The exact speed-ups: `Conv` over input parts, rematerialisation, XLA flags."""
+import os
 import warnings
 
 import haiku as hk
@@ -112,8 +113,15 @@ def test_remat_changes_neither_parameters_nor_results():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(a))) + 1e-8)
 
 
-def test_xla_flag_added_when_backend_not_started(monkeypatch):
+@pytest.fixture
+def fresh_xla_cpu(monkeypatch):
+  """xla_cpu as in a new process: the backend not started, no flag added yet."""
   monkeypatch.setattr(xla_cpu, '_backend_started', lambda: False)
+  monkeypatch.setattr(xla_cpu, '_added', False)
+  return xla_cpu
+
+
+def test_xla_flag_added_when_backend_not_started(fresh_xla_cpu):
   env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
   assert xla_cpu.configure(env)
   assert env['XLA_FLAGS'] == '--xla_force_host_platform_device_count=2 ' + xla_cpu.FLAG
@@ -121,24 +129,82 @@ def test_xla_flag_added_when_backend_not_started(monkeypatch):
   assert env['XLA_FLAGS'].count(xla_cpu.FLAG_NAME) == 1
 
 
-def test_xla_flag_respects_user_and_opt_out(monkeypatch):
-  monkeypatch.setattr(xla_cpu, '_backend_started', lambda: False)
+def test_ynnpack_takes_back_only_the_flag_hpu_jax_added(fresh_xla_cpu):
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  assert xla_cpu.configure(env)                                  # On import: 'eigen'.
+  assert xla_cpu.configure(env, convolutions='ynnpack')          # The config's choice.
+  assert env['XLA_FLAGS'] == '--xla_force_host_platform_device_count=2'
+  assert not xla_cpu.configure(env, convolutions='ynnpack')      # Already so.
+  assert xla_cpu.configure(env, convolutions='eigen')            # And back.
+  assert env['XLA_FLAGS'].endswith(xla_cpu.FLAG)
+  # The same flag set by the user is theirs, whichever the choice.
+  xla_cpu._added = False  # pylint: disable=protected-access
+  env = {'XLA_FLAGS': xla_cpu.FLAG}
+  assert not xla_cpu.configure(env, convolutions='ynnpack')
+  assert env['XLA_FLAGS'] == xla_cpu.FLAG
+
+
+def test_xla_flag_respects_user_and_opt_out(fresh_xla_cpu):
   env = {'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=individual_convolution'}
   assert not xla_cpu.configure(env)
+  assert not xla_cpu.configure(env, convolutions='ynnpack')
   assert env['XLA_FLAGS'] == '--xla_cpu_experimental_ynn_fusion_type=individual_convolution'
   env = {xla_cpu.OPT_OUT: '1'}
   assert not xla_cpu.configure(env)
   assert 'XLA_FLAGS' not in env
 
 
-def test_xla_flag_warns_when_backend_already_running():
+def test_cpu_convolutions_is_checked_by_name():
+  with pytest.raises(ValueError, match=r"^train\.cpu_convolutions='onednn': expected one of "
+                                       r"\('eigen', 'ynnpack'\)"):
+    xla_cpu.configure({}, convolutions='onednn')
+  from hpu_jax import configuration
+  from helpers import tiny_config
+  config = tiny_config()
+  assert config.train.cpu_convolutions == 'eigen'
+  config.train.cpu_convolutions = 'YNNPACK'
+  with pytest.raises(ValueError, match=r"^train\.cpu_convolutions='YNNPACK'"):
+    configuration.validate(config, num_devices=2)
+
+
+def test_xla_flag_warns_when_backend_already_running(monkeypatch):
   jax.devices()  # the backend is running in this test process.
+  monkeypatch.setattr(xla_cpu, '_added', False)
   env = {}
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
     assert not xla_cpu.configure(env)
   assert 'XLA_FLAGS' not in env
   assert any(xla_cpu.FLAG in str(w.message) for w in caught)
+  # A choice that changes nothing is not too late.
+  monkeypatch.setattr(xla_cpu, '_added', True)
+  env = {'XLA_FLAGS': xla_cpu.FLAG}
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    assert not xla_cpu.configure(env, convolutions='eigen')
+    assert not xla_cpu.configure(env, convolutions='ynnpack')
+  assert [str(w.message).split(':')[0] for w in caught] == [
+      "hpu_jax could not set train.cpu_convolutions='ynnpack'"]
+  assert env['XLA_FLAGS'] == xla_cpu.FLAG
+
+
+def test_train_script_applies_cpu_convolutions_before_jax_starts(tmp_path):
+  """scripts/train.py in a new process: the config's choice reaches XLA_FLAGS
+  in time (the warning above would say it came too late)."""
+  import subprocess
+  import sys
+  from helpers import ROOT, TINY_CONFIG_FILE
+  config_file = tmp_path / 'tiny_config.py'
+  config_file.write_text(TINY_CONFIG_FILE)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--config', str(config_file),
+       '--workdir', str(tmp_path / 'run'), '--config.train.cpu_convolutions=ynnpack',
+       '--config.eval.at_end=False'],
+      capture_output=True, text=True, cwd=ROOT, timeout=600,
+      env={k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', xla_cpu.OPT_OUT)})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'could not set' not in proc.stderr, proc.stderr[-3000:]
+  assert (tmp_path / 'run' / 'checkpoints').is_dir()
 
 
 @pytest.mark.parametrize('shape', [(3, 3, 8, 8), (3, 3, 16, 6), (1, 1, 4, 16), (3, 3, 1, 20)])
