@@ -187,9 +187,9 @@ class MetricsByMarked:
   """The metrics per number k of annotators who marked the image (k = 0..A).
 
   Splits with another mix of agreement score differently with the same
-  model (an image that 2 of 4 annotators marked is harder to match than one
-  that all 4 did); these rows let two splits, or two papers' splits, be
-  compared k by k and re-weighted.
+  model (an image all 4 annotators marked is scored against four outlines,
+  one that 2 marked against two outlines and two empty masks); these rows
+  let two splits, or two papers' splits, be compared k by k and re-weighted.
 
       by_marked = MetricsByMarked()
       by_marked.add(scores, annotations)   # per batch, _score's dict
