@@ -186,6 +186,10 @@ def _check_data(data_cfg) -> None:
   if not data_cfg.get('num_threads', 1) >= 1:
     raise ValueError(f'data.num_threads={data_cfg.num_threads}: expected at least 1 '
                      'reader thread.')
+  on_device = data_cfg.get('on_device', False)
+  if not isinstance(on_device, bool):
+    raise ValueError(f'data.on_device={on_device!r}: expected True (the training split '
+                     'kept on the devices) or False (read by the host pipeline).')
   if str(data_cfg.name) == SYNTHETIC:
     for split in ('train', 'validation', 'test'):
       _synthetic_source(data_cfg, split)   # Cheap: nothing is generated yet.

@@ -18,7 +18,7 @@ joins the checkpoint saves, and only process 0 writes logs, the config and
 the report (docs/training.md).
 """
 import time
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,7 @@ from hpu_jax import compile_cache, configuration, xla_cpu
 from hpu_jax import evaluate as evaluation
 from hpu_jax import workdir as run_dir
 from hpu_jax.configuration import LoopSettings
-from hpu_jax.data import pipeline
+from hpu_jax.data import device_batches, pipeline
 from hpu_jax.losses import LossConfig
 from hpu_jax.metric_writer import MetricWriter
 from hpu_jax.model import Model
@@ -69,7 +69,7 @@ def train(config, workdir: str,
   devices = jax.local_devices()
   configuration.validate(config, len(devices), jax.process_count())
   is_chief = jax.process_index() == 0
-  run = build(config, len(devices))      # Fails here, before anything is written.
+  run = build(config, devices)      # Fails here, before anything is written.
   loop = run.loop
   workdir = run_dir.create(workdir)
   lock = run_dir.WorkdirLock(workdir).acquire() if is_chief else None
@@ -106,8 +106,8 @@ def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, val
           writer: MetricWriter, stop: StopOnSignal, on_checkpoint) -> TrainState:
   """Steps `start` .. train.num_steps; returns the final state on the host."""
   loop, is_chief = run.loop, jax.process_index() == 0
-  p_step = jax.pmap(make_train_step(run.model, run.optimizer, run.loss, axis_name=AXIS,
-                                    compute_dtype=run.dtype),
+  p_step = jax.pmap(run.batches.wrap(make_train_step(run.model, run.optimizer, run.loss,
+                                                     axis_name=AXIS, compute_dtype=run.dtype)),
                     axis_name=AXIS, donate_argnums=(0,))
   rstate = replicate(state, devices)
   del state
@@ -118,7 +118,7 @@ def _loop(run: 'Built', state: TrainState, start: int, devices, checkpoints, val
   try:
     for step in range(start, loop.num_steps):
       batch = next(stream)
-      rstate, metrics = p_step(rstate, batch.images, batch.labels)
+      rstate, metrics = p_step(rstate, *run.batches.step_args(batch))
       done = step + 1
       pending.add(done, metrics)
       meter.count()
@@ -170,19 +170,26 @@ class Built(NamedTuple):
   optimizer: optax.GradientTransformation
   loss: LossConfig
   dtype: jnp.dtype
-  batches: pipeline.TrainBatches           # This host's shard of the train stream.
+  batches: Union[pipeline.TrainBatches, device_batches.DeviceBatches]  # This host's stream.
   validation: Optional[object]             # The validation source (None: off).
   eval_batch_size: int
 
 
-def build(config, num_devices: int) -> Built:
+def build(config, devices) -> Built:
   loop = configuration.loop_settings(config)
   image_size = int(config.data.image_size)
-  batches = pipeline.train_batches(
-      configuration.data_source(config.data, 'train'), batch_size=loop.batch_size,
-      num_devices=num_devices, image_size=image_size, seed=loop.seed,
-      augment=configuration.augment(config.data),
-      host_index=jax.process_index(), host_count=jax.process_count())
+  source = configuration.data_source(config.data, 'train')
+  stream = dict(batch_size=loop.batch_size, image_size=image_size, seed=loop.seed,
+                augment=configuration.augment(config.data),
+                host_index=jax.process_index(), host_count=jax.process_count())
+  if config.data.get('on_device', False):
+    split = device_batches.stack_source(source, image_size)
+    batches = device_batches.train_batches(split, devices, axis_name=AXIS, **stream)
+    _say(f'data.on_device: the training split ({len(split.images):,} examples, '
+         f'{(split.images.nbytes + split.masks.nbytes) / 2**20:,.0f} MiB) on each of '
+         f'{len(devices)} local device(s).')
+  else:
+    batches = pipeline.train_batches(source, num_devices=len(devices), **stream)
   validation = (configuration.data_source(config.data, 'validation')
                 if loop.eval_every else None)
   return Built(loop=loop, image_size=image_size,

@@ -58,7 +58,9 @@ def centre_crop_offset(stored: int, size: int) -> int:
   return (stored - size) // 2
 
 
-def _check_example(example: dict, index: int, image_size: int) -> None:
+def check_example(example: dict, index: int, image_size: int) -> None:
+  """A ValueError naming the example unless it holds image [H, W] and masks
+  [A, H, W] stored at least at the model's image size."""
   image, masks = example['image'], example['masks']
   name = example.get('id', f'example {index}')
   if image.ndim != 2 or masks.ndim != 3 or masks.shape[1:] != image.shape:
@@ -77,7 +79,7 @@ def crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
 def _augment_train_example(example: dict, rng: np.random.Generator,
                            image_size: int, augment: Augment,
                            index: int) -> dict:
-  _check_example(example, index, image_size)
+  check_example(example, index, image_size)
   image, masks = example['image'], example['masks']
   label = masks[rng.integers(masks.shape[0])]          # One rater per step.
   h, w = image.shape
@@ -107,6 +109,14 @@ class TrainBatches:
 
   def batch(self, step: int) -> TrainBatch:
     return self.dataset[step]
+
+  def wrap(self, train_step):
+    """The train step as the loop calls it: train_step(state, images, labels)."""
+    return train_step
+
+  def step_args(self, batch: TrainBatch) -> tuple:
+    """The train step's arguments after the state, for one batch."""
+    return (batch.images, batch.labels)
 
   def iterate(self, start_step: int = 0, num_threads: int = 2,
               prefetch: int = 4) -> Iterator[TrainBatch]:
@@ -155,15 +165,32 @@ def train_batches(source, *, batch_size: int, num_devices: int, image_size: int,
     labels = elements['label'].reshape(num_devices, per_device, image_size, image_size)
     return TrainBatch(images=images, labels=labels)
 
-  ds = (grain.MapDataset.range(len(source))
-        .shuffle(seed=seed)
-        .repeat()
+  ds = (_shuffled(len(source), seed)
         .map(lambda i: (i, source[i]))
         .random_map(transform, seed=seed + 1))   # Seeded by the global position.
   if host_count > 1:
     ds = _host_shard(ds, host_index, host_count, batch_size)
   ds = ds.batch(num_devices * per_device).map(to_batch)
   return TrainBatches(dataset=ds, num_devices=num_devices, per_device_batch=per_device)
+
+
+def _shuffled(n: int, seed: int):
+  """Indices 0 .. n - 1, reshuffled each epoch, repeated without end."""
+  return grain.MapDataset.range(n).shuffle(seed=seed).repeat()
+
+
+def shuffled_positions(n: int, *, batch_size: int, seed: int, host_index: int = 0,
+                       host_count: int = 1):
+  """This host's share of the training stream of `train_batches` as (index in
+  the source, global position) pairs, in order: the examples and the global
+  positions (which seed their augmentation) that `train_batches` reads,
+  without reading them (hpu_jax/data/device_batches.py)."""
+  validate_batch_size(batch_size, 1, host_count)
+  order = _shuffled(n, seed)
+  ds = grain.MapDataset.range(len(order)).map(lambda j: (order[j], j))
+  if host_count > 1:
+    ds = _host_shard(ds, host_index, host_count, batch_size)
+  return ds
 
 
 def _host_shard(ds, host_index: int, host_count: int, batch_size: int):
@@ -203,7 +230,7 @@ def eval_batches(source, *, batch_size: int, image_size: int,
 
   def load(index):
     example = source[index]
-    _check_example(example, index, image_size)
+    check_example(example, index, image_size)
     image, masks = eval_example(example, image_size)
     return index, image, masks
 
