@@ -3,10 +3,9 @@
   python scripts/train.py --config configs/lidc_slices_cpu.py --workdir runs/lidc_cpu \
       --config.data.dir=/path/to/LIDC-IDRI-slices
 
-About 93 min of training on a 2-core CPU on a quiet hour (up to about 2.5
-hours on a busy one), then about 6 min of evaluation; measured with XLA's
-Eigen convolutions, before this config took YNNPACK's, whose train steps are
-1.27x faster here (docs/speed.md). Test split (1,718
+This command took 75 min in all on a 2-core AMD EPYC (69 min of training,
+5 min of evaluation; 2026-12-03); up to about 2.5 hours on a busy hour.
+Test split (1,718
 slices), three trainings (seeds 0, 1, 2): GED16 0.260, 0.258, 0.274 and
 HM-IoU16 0.574, 0.577, 0.565 (mean 0.264 and 0.572); the validation split,
 which the settings were selected on, gives 0.227 to 0.231 and 0.595 to
