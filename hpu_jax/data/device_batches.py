@@ -17,7 +17,7 @@ Like the host stream it is a pure function of (seed, step): a resumed run
 reads exactly the batches an uninterrupted one would have, and one host with
 all the devices trains exactly like several hosts.
 
-    data = device_batches.stack_source(source)           # numpy, on the host
+    data = device_batches.stack_source(source, image_size=64)   # numpy, on the host
     batches = device_batches.train_batches(data, devices, batch_size=32, ...)
     step = jax.pmap(batches.wrap(train_step), axis_name='batch')
     for batch in batches.iterate(start_step):
@@ -44,9 +44,9 @@ class StackedSplit(NamedTuple):
 
 
 class IndexBatch(NamedTuple):
-  """What the host sends per step: [D, P] int32 each."""
-  indices: np.ndarray    # Index of each example in the split.
-  positions: np.ndarray  # Its global position in the stream (seeds its augmentation).
+  """What the host sends per step, [D, P] each."""
+  indices: np.ndarray    # int32: index of each example in the split.
+  positions: np.ndarray  # uint32: its global position in the stream (seeds its augmentation).
 
 
 def stack_source(source, image_size: int) -> StackedSplit:
@@ -108,7 +108,7 @@ def augment_batch(images: jax.Array, masks: jax.Array, indices: jax.Array,
   masks [N, A, S, S] uint8, indices and positions [P] -> images [P, H, W, 1]
   float32, labels [P, H, W] int32."""
   base = jax.random.key(seed + 1)
-  keys = jax.vmap(lambda j: jax.random.fold_in(base, j))(positions.astype(jnp.uint32))
+  keys = jax.vmap(lambda j: jax.random.fold_in(base, j))(positions)
   one = lambda i, key: augment_example(images[i], masks[i], key, image_size=image_size,
                                        augment=augment)
   return jax.vmap(one)(indices, keys)
@@ -131,7 +131,7 @@ class DeviceBatches:
 
   def iterate(self, start_step: int = 0, num_threads: int = 1,
               prefetch: int = 4) -> Iterator[IndexBatch]:
-    options = grain.ReadOptions(num_threads=max(1, num_threads), prefetch_buffer_size=prefetch)
+    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     return iter(self.dataset[start_step:].to_iter_dataset(options))
 
   def wrap(self, train_step):
@@ -167,9 +167,9 @@ def train_batches(split: StackedSplit, devices: Sequence[jax.Device], *, batch_s
   """The stream of `pipeline.train_batches`, as indices, with `split` copied to
   every one of `devices` (this host's local devices)."""
   num_devices = len(devices)
+  per_device = pipeline.validate_batch_size(batch_size, num_devices, host_count)
   order = pipeline.shuffled_positions(len(split.images), batch_size=batch_size, seed=seed,
                                       host_index=host_index, host_count=host_count)
-  per_device = pipeline.validate_batch_size(batch_size, num_devices, host_count)
 
   def to_batch(elements) -> IndexBatch:
     shape = (num_devices, per_device)

@@ -184,8 +184,8 @@ def shuffled_positions(n: int, *, batch_size: int, seed: int, host_index: int = 
   """This host's share of the training stream of `train_batches` as (index in
   the source, global position) pairs, in order: the examples and the global
   positions (which seed their augmentation) that `train_batches` reads,
-  without reading them (hpu_jax/data/device_batches.py)."""
-  validate_batch_size(batch_size, 1, host_count)
+  without reading them (hpu_jax/data/device_batches.py). `batch_size` is
+  global and divisible by host_count (`validate_batch_size`)."""
   order = _shuffled(n, seed)
   ds = grain.MapDataset.range(len(order)).map(lambda j: (order[j], j))
   if host_count > 1:
