@@ -44,6 +44,7 @@ from hpu_jax.workdir import GIF_FILE, GRID_FILE, REPORT_FILE
 
 FRESH_ANNOTATIONS = 100      # True annotations drawn per image for *_fresh metrics.
 AREA_GROUPS = 5              # Groups of marked images by area in empty_calibration.
+PRESENCE_EVAL_DIR = 'presence_eval'   # Default output folder with a presence classifier.
 
 # Conventions of this module's numbers, added to the report's 'conventions'.
 REPORT_CONVENTIONS = {
@@ -540,6 +541,17 @@ def format_undefined(report: dict) -> list:
   return lines
 
 
+def format_presence(summary: Optional[dict]) -> list:
+  """The 'presence' summary as text lines (none without one)."""
+  if not summary:
+    return []
+  return [f"Presence classifier {summary['file']}: mean p(marked) "
+          f"{summary['mean_marked_probability']:.3f}, {summary['empty_slots']} of "
+          f"{summary['slots']} sample slots drawn empty, {summary['fallback_slots']} "
+          f"kept the model's own draw (no draw of their kind in {summary['max_rounds']} "
+          f"rounds), {summary['draws']} draws of the model."]
+
+
 def format_calibration(table: Optional[dict]) -> list:
   """The 'empty_calibration' table as text lines (none without one)."""
   if not table:
@@ -593,6 +605,7 @@ def format_table(report: dict) -> str:
     for name, value in values.items():
       lines.append(f'{mode + "/" + name:<24}{value:>10.4f}')
   lines += format_undefined(report)
+  lines += format_presence(report.get('presence'))
   lines += format_by_marked(report.get('metrics_by_marked'))
   lines += format_calibration(report.get('empty_calibration'))
   return '\n'.join(lines)
@@ -609,18 +622,31 @@ def write_report(report: dict, workdir: str) -> str:
 
 def evaluate_config(config, params, *, workdir: str, step: Optional[int],
                     split: Optional[str] = None, num_samples: Optional[Iterable[int]] = None,
-                    out_dir: Optional[str] = None) -> dict:
+                    out_dir: Optional[str] = None, presence_file: Optional[str] = None) -> dict:
   """The evaluation the config asks for, written into out_dir (default the
-  workdir): report.json, the grid PNG and the GIF; prints a short table."""
+  workdir): report.json, the grid PNG and the GIF; prints a short table.
+
+  With `presence_file` (a classifier from scripts/train_presence.py) the
+  samples' "nothing or a lesion" follows the classifier (hpu_jax.presence),
+  the report says so under 'presence', and out_dir defaults to
+  <workdir>/presence_eval, beside the HPU-Net's own report."""
   from hpu_jax import configuration
   from hpu_jax.sampling import make_sampler
   ec = config.eval
   split = split or str(ec.split)
   num_samples = tuple(num_samples or ec.num_samples)
-  out_dir = out_dir or workdir
-  os.makedirs(out_dir, exist_ok=True)
+  out_dir = out_dir or (os.path.join(workdir, PRESENCE_EVAL_DIR) if presence_file else workdir)
   model = configuration.build_model(config.model)
   sample = make_sampler(model, compute_dtype=configuration.compute_dtype(config.model))
+  classifier = None
+  if presence_file:
+    from hpu_jax import presence
+    classifier = presence.load(presence_file)
+    if classifier.image_size != int(config.data.image_size):
+      raise ValueError(f'{presence_file}: a classifier of {classifier.image_size} px images; '
+                       f'the model evaluates at data.image_size={config.data.image_size}.')
+    sample = presence.make_sampler(sample, classifier)
+  os.makedirs(out_dir, exist_ok=True)
   source = configuration.data_source(config.data, split)
   image_size = int(config.data.image_size)
   temperature = configuration.sampling_temperature(config)
@@ -630,6 +656,9 @@ def evaluate_config(config, params, *, workdir: str, step: Optional[int],
                     modes=tuple(ec.modes), temperature=temperature)
   report.update({'split': split, 'checkpoint_step': step, 'data': str(config.data.name),
                  'workdir': workdir})
+  if classifier is not None:
+    report['presence'] = dict(sample.summary(), file=os.path.abspath(presence_file),
+                              validation=classifier.meta.get('validation'))
   report['pictures'] = write_pictures(
       sample, params, source, out_dir, image_size=image_size,
       num_examples=int(ec.picture_examples), num_samples=min(16, max(num_samples)),

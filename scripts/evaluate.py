@@ -11,6 +11,10 @@ the annotators' own, by that number and by the size of the marked lesions
   python scripts/evaluate.py --workdir runs/lidc --split test --num_samples 16,100 \
       --which best --out_dir runs/lidc/eval_test
 
+With --presence, each sample's "nothing or a lesion" follows the workdir's
+presence classifier (scripts/train_presence.py; hpu_jax.presence) and the
+report goes to <workdir>/presence_eval.
+
 The config is the one saved in the workdir; --config (with overrides such as
 --config.eval.batch_size=8) replaces it.
 """
@@ -23,7 +27,7 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import hpu_jax  # noqa: E402
-from hpu_jax import cli, evaluate  # noqa: E402
+from hpu_jax import cli, evaluate, presence  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Optional config (default: the workdir\'s).')
 flags.DEFINE_string('workdir', None, 'The training workdir.')
@@ -31,7 +35,11 @@ flags.DEFINE_enum('which', 'latest', ['latest', 'best'], 'Which checkpoint.')
 flags.DEFINE_integer('step', None, 'A specific checkpoint step (with --which=latest).')
 flags.DEFINE_string('split', None, 'Split to evaluate (default: the config\'s eval.split).')
 flags.DEFINE_list('num_samples', None, 'Samples per image, e.g. 16,100.')
-flags.DEFINE_string('out_dir', None, 'Where to write (default: the workdir).')
+flags.DEFINE_string('out_dir', None, 'Where to write (default: the workdir; with a presence '
+                    'classifier <workdir>/presence_eval).')
+flags.DEFINE_bool('presence', False, 'Draw empty samples at the rate of the workdir\'s presence '
+                  'classifier (<workdir>/presence.npz, from scripts/train_presence.py).')
+flags.DEFINE_string('presence_file', None, 'A presence classifier file (implies --presence).')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -44,7 +52,8 @@ def main(argv):
   evaluate.evaluate_config(
       config, run.params, workdir=f.workdir, step=run.step, split=f.split,
       num_samples=[int(n) for n in f.num_samples] if f.num_samples else None,
-      out_dir=f.out_dir)
+      out_dir=f.out_dir,
+      presence_file=f.presence_file or (presence.default_path(f.workdir) if f.presence else None))
 
 
 if __name__ == '__main__':
