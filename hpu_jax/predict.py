@@ -154,11 +154,42 @@ def _vectorised(run_sample: Callable, num_samples: int, mean: str,
   return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
 
 
+def resolve_presence(value: str) -> str:
+  """The presence classifier that `--presence value` names: an existing file,
+  or the name of shipped weights with one (hpu_jax.pretrained.PRESENCE)."""
+  from hpu_jax import pretrained
+  path = os.path.abspath(os.path.expanduser(value))
+  if os.path.isfile(path):
+    return path
+  if value in pretrained.PRESENCE:
+    return pretrained.presence_path(value)
+  known = ', '.join(sorted(pretrained.PRESENCE))
+  raise FileNotFoundError(f'--presence={value}: neither an existing file nor a known name '
+                          f'(known names: {known}); expected an .npz written by '
+                          'scripts/train_presence.py.')
+
+
 def make_batch_sampler(run, num_samples: int, mean: str,
-                       temperature: Tuple[float, ...] = (1.0,)) -> Callable:
+                       temperature: Tuple[float, ...] = (1.0,), presence=None) -> Callable:
   """sample(keys [B], images [B, S, S]) -> (labels uint8 [B, N, S, S],
   probs float16 [B, N, S, S]): each image sampled with its own key, as one
-  vectorised, jitted batch, at `temperature` (`make_sampler`)."""
+  vectorised, jitted batch, at `temperature` (`make_sampler`). With a
+  `presence` classifier (hpu_jax.presence), each image in turn through its
+  sampler, with the same key per image."""
+  if presence is not None:
+    from hpu_jax import presence as presence_lib
+    sampler = presence_lib.make_sampler(run.sample, presence)
+
+    def sample_each(keys, images):
+      labels, probs = [], []
+      for key, image in zip(keys, np.asarray(images)):
+        out = sampler(run.params, key, image[None, ..., None], num_samples=int(num_samples),
+                      mean=mean, temperature=tuple(temperature))
+        labels.append(np.asarray(out.labels)[:, 0])
+        probs.append(1.0 - np.asarray(out.probs)[:, 0, ..., 0])
+      return (np.stack(labels).astype(np.uint8), np.stack(probs).astype(np.float16))
+
+    return sample_each
   batched = _vectorised(run.sample, int(num_samples), str(mean),
                         tuple(float(t) for t in temperature))
 
@@ -201,13 +232,14 @@ class Summary(NamedTuple):
 
 def predict(run, paths: Sequence[str], out_dir: str, *, num_samples: int = 16,
             mean: str = 'full', seed: int = 0, batch_size: int = 8,
-            temperature=None, skip_bad_images: bool = False,
+            temperature=None, presence=None, skip_bad_images: bool = False,
             progress: Optional[bool] = None,
             echo: Callable[[str], None] = print) -> Summary:
   """Samples every image of `paths` and writes its .npz and .png to `out_dir`.
 
   `temperature` (`make_sampler`; default: the one the run's evaluation used,
-  its config's `eval.temperature`, 1 if unset).
+  its config's `eval.temperature`, 1 if unset). `presence`: a classifier
+  (hpu_jax.presence) whose rate of "nothing" the samples follow.
 
   A bad input raises ImageFileError (after the outputs of the images before
   it are written), or with `skip_bad_images` is reported through `echo` and
@@ -225,9 +257,13 @@ def predict(run, paths: Sequence[str], out_dir: str, *, num_samples: int = 16,
   if temperature is None:
     temperature = configuration.sampling_temperature(run.config)
   temperature = resolve_temperatures(temperature, len(run.model.latent_dims))
-  sample = make_batch_sampler(run, int(num_samples), mean, temperature)
+  if presence is not None and presence.image_size != size:
+    raise ValueError(f'a presence classifier of {presence.image_size} px images; the model '
+                     f'samples at {size} px (data.image_size).')
+  sample = make_batch_sampler(run, int(num_samples), mean, temperature, presence)
   settings = {'num_samples': int(num_samples), 'mean': mean, 'seed': int(seed),
-              'step': int(run.step), 'image_size': size, 'temperature': list(temperature)}
+              'step': int(run.step), 'image_size': size, 'temperature': list(temperature),
+              'presence': presence is not None}
   if progress is None:
     progress = len(paths) >= PROGRESS_MIN_IMAGES and sys.stderr.isatty()
   bar = tqdm(total=len(paths), unit='img', desc='sample', disable=not progress,

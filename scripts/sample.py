@@ -3,6 +3,7 @@
   python scripts/sample.py --weights model.npz --images a.png b.png c.npy \
       --num_samples 16 --mean full --seed 0 --out samples/
   python scripts/sample.py --workdir runs/synthetic --which best --images_dir scans/ --out samples/
+  python scripts/sample.py --weights lidc_slices_cpu --presence lidc_slices_cpu --images a.png --out s/
 
 Inputs: grayscale PNG (8 or 16 bits; a 16-bit PNG is scaled by 65535, not
 stretched) or 2-D .npy (float in [0, 1], or integers scaled by their dtype's
@@ -41,6 +42,9 @@ flags.DEFINE_list('temperature', None,
                   'Multiplies the standard deviations the latents are drawn with: one '
                   'number, or one per latent level, coarsest first (default: the run\'s '
                   'eval.temperature, 1 if unset).')
+flags.DEFINE_string('presence', None, 'A presence classifier (scripts/train_presence.py), or '
+                    'the name of shipped weights with one (lidc_slices_cpu): the samples\' '
+                    '"nothing or a lesion" follows it (hpu_jax.presence).')
 flags.DEFINE_integer('batch_size', 8, 'Images sampled together.', lower_bound=1)
 flags.DEFINE_bool('skip_bad_images', False, 'Report bad inputs and go on instead of stopping.')
 flags.mark_flags_as_required(['out'])
@@ -71,8 +75,13 @@ def main(argv):
       except ValueError:
         raise ValueError(f'--temperature={",".join(f.temperature)}: expected numbers > 0, '
                          'e.g. 0.8 or 1,1,0.8.') from None
+    classifier = None
+    if f.presence:
+      from hpu_jax import presence
+      classifier = presence.load(predict.resolve_presence(f.presence))
     summary = predict.predict(run, paths, f.out, num_samples=f.num_samples, mean=f.mean,
                               seed=f.seed, batch_size=f.batch_size, temperature=temperature,
+                              presence=classifier,
                               skip_bad_images=f.skip_bad_images)
   except (FileNotFoundError, ValueError) as e:   # Bad inputs: one line, exit status 1.
     sys.exit(f'error: {e}')

@@ -51,6 +51,24 @@ def tiny_config(num_steps: int = 2):
   return config
 
 
+def constant_classifier(p_marked: float, image_size: int = 8):
+  """A classifier that says p_marked for every image: zero weights, the
+  output bias at logit(p_marked)."""
+  import jax
+  import numpy as np
+  from hpu_jax import presence
+  settings = presence.Settings(widths=(2,), hidden=2)
+  net = presence._classifier(settings.widths, settings.hidden)
+  params = net.init(jax.random.key(0), np.zeros((1, image_size, image_size, 1), np.float32))
+  params = jax.tree.map(np.zeros_like, jax.device_get(params))
+  last = sorted(params)[-1]
+  params[last]['b'] = np.array([np.log(p_marked) - np.log1p(-p_marked)], np.float32)
+  meta = {'format': presence.FORMAT, 'image_size': image_size,
+          'settings': {'widths': [2], 'hidden': 2, 'steps': 1, 'batch_size': 1,
+                       'learning_rate': 1e-3, 'seed': 0}}
+  return presence.Presence(params=params, meta=meta)
+
+
 # A config file for the scripts' --config flag that returns tiny_config().
 TINY_CONFIG_FILE = f"""
 import sys

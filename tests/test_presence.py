@@ -8,24 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import tiny_config
+from helpers import constant_classifier, tiny_config
 from hpu_jax import configuration, evaluate, npz_file, presence
 from hpu_jax.sampling import Samples
-
-
-def constant_classifier(p_marked: float, image_size: int = 8) -> presence.Presence:
-  """A classifier that says p_marked for every image: zero weights, the
-  output bias at logit(p_marked)."""
-  settings = presence.Settings(widths=(2,), hidden=2)
-  net = presence._classifier(settings.widths, settings.hidden)
-  params = net.init(jax.random.key(0), np.zeros((1, image_size, image_size, 1), np.float32))
-  params = jax.tree.map(np.zeros_like, jax.device_get(params))
-  last = sorted(params)[-1]
-  params[last]['b'] = np.array([np.log(p_marked) - np.log1p(-p_marked)], np.float32)
-  meta = {'format': presence.FORMAT, 'image_size': image_size,
-          'settings': {'widths': [2], 'hidden': 2, 'steps': 1, 'batch_size': 1,
-                       'learning_rate': 1e-3, 'seed': 0}}
-  return presence.Presence(params=params, meta=meta)
 
 
 class FakeSampler:

@@ -53,3 +53,23 @@ def test_an_unknown_name_lists_the_known_ones():
   with pytest.raises(ValueError, match=r"'lidc_v9': no such shipped weights; expected one of "
                                        r"\('lidc_slices_cpu', 'synthetic'\)"):
     hpu_jax.load_pretrained('lidc_v9')
+
+
+def test_the_shipped_presence_classifier_tells_clear_nodules_from_doubtful_ones():
+  """Trained on the training split for lidc_slices_cpu: its size, its
+  validation scores, and on the example slices a higher p(marked) where all
+  four radiologists marked than where one did."""
+  clf = pretrained.load_presence('lidc_slices_cpu')
+  run = hpu_jax.load_pretrained('lidc_slices_cpu')
+  assert clf.image_size == int(run.config.data.image_size)
+  assert clf.meta['train_images'] == 8962
+  val = clf.meta['validation']
+  assert val['cross_entropy'] < val['constant_cross_entropy'] and val['correlation'] > 0.5
+  examples = pretrained.lidc_examples()
+  images = np.stack([pipeline.eval_example({'image': image, 'masks': masks}, clf.image_size)[0]
+                     for image, masks in zip(examples['images'], examples['masks'])])
+  p = clf.marked_probability(images)
+  k = np.asarray(examples['raters_marking'])
+  assert p[k == 4].min() > p[k == 1].max(), (p, k)
+  with pytest.raises(ValueError, match="'synthetic': no presence classifier ships for it"):
+    pretrained.load_presence('synthetic')

@@ -218,3 +218,31 @@ def test_fitting_to_the_model_size():
   np.testing.assert_array_equal(fitted[3], 0)               # The odd row of padding at the end.
   same, fit = predict.fit_to_size(image[:3, :3], 3)
   assert fit == '' and np.array_equal(same, image[:3, :3])
+
+
+def test_a_presence_classifier_sets_the_empty_samples(model, tmp_path):
+  """predict with a classifier: reproducible per seed, said in the info;
+  the script takes it by file; a classifier of another size is refused."""
+  from hpu_jax import presence
+  from helpers import constant_classifier
+  workdir, weights, run = model
+  write_inputs(str(tmp_path / 'in'))
+  paths = [str(tmp_path / 'in' / n) for n in ('a8.png', 'c_float.npy')]
+  sure = constant_classifier(1e-6, image_size=SIZE)     # "nothing" in every sample
+  for out in ('x', 'y'):
+    predict.predict(run, paths, str(tmp_path / out), num_samples=4, seed=3, presence=sure,
+                    echo=lambda _: None)
+  x, y = (read_npz(str(tmp_path / out / 'a8.npz')) for out in ('x', 'y'))
+  np.testing.assert_array_equal(x['labels'], y['labels'])
+  assert json.loads(bytes(x['info']).decode())['presence'] is True
+  with pytest.raises(ValueError, match='a presence classifier of 8 px images'):
+    predict.predict(run, paths, str(tmp_path / 'z'), presence=constant_classifier(0.5))
+  clf = presence.save(str(tmp_path / 'presence.npz'), constant_classifier(0.5, image_size=SIZE))
+  done = run_script('--weights', weights, '--presence', clf, '--images', *paths,
+                    '--num_samples', '2', '--out', str(tmp_path / 'script'))
+  assert done.returncode == 0, done.stderr
+  assert json.loads(bytes(read_npz(str(tmp_path / 'script' / 'a8.npz'))['info']).decode())[
+      'presence'] is True
+  done = run_script('--weights', weights, '--presence', 'lidc_v9', '--images', *paths,
+                    '--out', str(tmp_path / 'bad'))
+  assert done.returncode == 1 and '--presence=lidc_v9: neither an existing file' in done.stderr

@@ -4,6 +4,7 @@ trained on, its metrics, the data's licence and citation).
 
     run = hpu_jax.load_pretrained('lidc_slices_cpu')
     examples = hpu_jax.pretrained.lidc_examples()     # images [8, 128, 128] uint8, masks ...
+    clf = hpu_jax.pretrained.load_presence('lidc_slices_cpu')   # see hpu_jax.presence
 
 Each `.npz` is a file `hpu_jax.export` wrote: loading verifies its digest and
 unpickles nothing. Its metadata (`run.meta`) holds the checkpoint step, the
@@ -19,6 +20,10 @@ WEIGHTS = {
     'lidc_slices_cpu': 'lidc_slices_cpu.npz',   # configs/lidc_slices_cpu.py, LIDC-IDRI slices.
     'synthetic': 'synthetic.npz',               # configs/synthetic.py, the main job.
 }
+# Presence classifiers (hpu_jax.presence) trained for shipped weights.
+PRESENCE = {
+    'lidc_slices_cpu': 'lidc_slices_cpu_presence.npz',   # The same training split, seed 1.
+}
 LIDC_EXAMPLES = 'lidc_examples.npz'
 
 
@@ -32,6 +37,29 @@ def path(name: str) -> str:
                             'installation; expected them installed with the package '
                             '(reinstall hpu_jax).')
   return file
+
+
+def presence_path(name: str) -> str:
+  """The file of the presence classifier shipped for the weights `name`."""
+  if name not in PRESENCE:
+    raise ValueError(f'{name!r}: no presence classifier ships for it; expected one of '
+                     f'{tuple(PRESENCE)}.')
+  file = os.path.join(DIRECTORY, PRESENCE[name])
+  if not os.path.isfile(file):
+    raise FileNotFoundError(f'{file}: the shipped presence classifier {name!r} is missing '
+                            'from this installation (reinstall hpu_jax).')
+  return file
+
+
+def load_presence(name: str):
+  """The presence classifier shipped for the weights `name`
+  (hpu_jax.presence: an explicit weight on "nothing"):
+
+      run = hpu_jax.load_pretrained('lidc_slices_cpu')
+      sample = presence.make_sampler(run.sample, pretrained.load_presence('lidc_slices_cpu'))
+  """
+  from hpu_jax import presence
+  return presence.load(presence_path(name))
 
 
 def load_pretrained(name: str):
