@@ -24,6 +24,9 @@ marked masks (`EmptyCalibration`); and `metrics_by_marked`: the metrics per k
 (`MetricsByMarked`), so that splits with another mix of agreement can be
 compared.
 
+`evaluate_config(..., presence_file=...)` samples through a presence
+classifier (hpu_jax.presence) and adds its counts to the report ('presence').
+
 On a source that knows its true annotation distribution (the synthetic set:
 `sample_annotations` and `mode_masks`), the report adds oracle numbers at the
 same N, so the model's numbers have a floor to be read against.
