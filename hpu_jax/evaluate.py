@@ -645,9 +645,7 @@ def evaluate_config(config, params, *, workdir: str, step: Optional[int],
   if presence_file:
     from hpu_jax import presence
     classifier = presence.load(presence_file)
-    if classifier.image_size != int(config.data.image_size):
-      raise ValueError(f'{presence_file}: a classifier of {classifier.image_size} px images; '
-                       f'the model evaluates at data.image_size={config.data.image_size}.')
+    presence.check_image_size(classifier, config.data.image_size, f'{presence_file}: a classifier')
     sample = presence.make_sampler(sample, classifier)
   os.makedirs(out_dir, exist_ok=True)
   source = configuration.data_source(config.data, split)

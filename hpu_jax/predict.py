@@ -35,22 +35,29 @@ from hpu_jax.image_files import ImageFileError
 PROGRESS_MIN_IMAGES = 5   # Fewer images: no progress bar.
 
 
+def _file_or_shipped(value: str, flag: str, shipped: dict, shipped_path, expected: str,
+                     folder_hint: str = '') -> str:
+  """The file `--flag=value` names: an existing file, or a name in `shipped`
+  (its file by `shipped_path`); a folder or anything else is a clear error."""
+  path = os.path.abspath(os.path.expanduser(value))
+  if os.path.isfile(path):
+    return path
+  if value in shipped:
+    return shipped_path(value)
+  if os.path.isdir(path):
+    raise FileNotFoundError(f'--{flag}={value}: a folder; expected {expected}{folder_hint}.')
+  known = ', '.join(sorted(shipped))
+  raise FileNotFoundError(f'--{flag}={value}: neither an existing file nor a known name '
+                          f'(known names: {known}); expected {expected}.')
+
+
 def resolve_weights(value: str) -> str:
   """The exported .npz that `--weights value` names: an existing file, or the
   name of weights shipped with the package (hpu_jax.pretrained.WEIGHTS)."""
   from hpu_jax import pretrained
-  path = os.path.abspath(os.path.expanduser(value))
-  if os.path.isfile(path):
-    return path
-  if value in pretrained.WEIGHTS:
-    return pretrained.path(value)
-  if os.path.isdir(path):
-    raise FileNotFoundError(f'--weights={value}: a folder; expected an .npz written by '
-                            'scripts/export.py (pass a training workdir with --workdir).')
-  known = ', '.join(sorted(pretrained.WEIGHTS))
-  raise FileNotFoundError(f'--weights={value}: neither an existing file nor a known name '
-                          f'(known names: {known}); expected an .npz written by '
-                          'scripts/export.py.')
+  return _file_or_shipped(value, 'weights', pretrained.WEIGHTS, pretrained.path,
+                          'an .npz written by scripts/export.py',
+                          folder_hint=' (pass a training workdir with --workdir)')
 
 
 # ----------------------------------------------------------------------------
@@ -158,15 +165,8 @@ def resolve_presence(value: str) -> str:
   """The presence classifier that `--presence value` names: an existing file,
   or the name of shipped weights with one (hpu_jax.pretrained.PRESENCE)."""
   from hpu_jax import pretrained
-  path = os.path.abspath(os.path.expanduser(value))
-  if os.path.isfile(path):
-    return path
-  if value in pretrained.PRESENCE:
-    return pretrained.presence_path(value)
-  known = ', '.join(sorted(pretrained.PRESENCE))
-  raise FileNotFoundError(f'--presence={value}: neither an existing file nor a known name '
-                          f'(known names: {known}); expected an .npz written by '
-                          'scripts/train_presence.py.')
+  return _file_or_shipped(value, 'presence', pretrained.PRESENCE, pretrained.presence_path,
+                          'an .npz written by scripts/train_presence.py')
 
 
 def make_batch_sampler(run, num_samples: int, mean: str,
@@ -257,9 +257,9 @@ def predict(run, paths: Sequence[str], out_dir: str, *, num_samples: int = 16,
   if temperature is None:
     temperature = configuration.sampling_temperature(run.config)
   temperature = resolve_temperatures(temperature, len(run.model.latent_dims))
-  if presence is not None and presence.image_size != size:
-    raise ValueError(f'a presence classifier of {presence.image_size} px images; the model '
-                     f'samples at {size} px (data.image_size).')
+  if presence is not None:
+    from hpu_jax import presence as presence_lib
+    presence_lib.check_image_size(presence, size)
   sample = make_batch_sampler(run, int(num_samples), mean, temperature, presence)
   settings = {'num_samples': int(num_samples), 'mean': mean, 'seed': int(seed),
               'step': int(run.step), 'image_size': size, 'temperature': list(temperature),

@@ -389,6 +389,15 @@ class PresenceSampler:
     return Samples(labels, probs, latents)
 
 
+def check_image_size(presence: Presence, image_size: int,
+                     name: str = 'a presence classifier') -> None:
+  """A clear error where the classifier was trained at another size than the
+  model samples at (`name` says which classifier, e.g. its file)."""
+  if presence.image_size != int(image_size):
+    raise ValueError(f'{name} of {presence.image_size} px images; the model samples at '
+                     f'{int(image_size)} px (data.image_size).')
+
+
 def make_sampler(sample, presence: Presence, max_rounds: int = 8) -> PresenceSampler:
   """`sample` (hpu_jax.make_sampler's) with its empty samples drawn at the
   classifier's rate; see PresenceSampler."""
@@ -435,8 +444,3 @@ def train_workdir(workdir: Optional[str], *, config=None, out: Optional[str] = N
   path = save(out or default_path(workdir), clf)
   log(f'presence classifier: {path}')
   return clf
-
-
-def load_for(workdir: str, path: Optional[str] = None) -> Presence:
-  """The classifier at `path`, or the workdir's (default_path)."""
-  return load(path or default_path(workdir))
