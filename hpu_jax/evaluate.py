@@ -548,7 +548,9 @@ def format_presence(summary: Optional[dict]) -> list:
   """The 'presence' summary as text lines (none without one)."""
   if not summary:
     return []
-  return [f"Presence classifier {summary['file']}: mean p(marked) "
+  members = summary.get('members', 1)
+  return [f"Presence classifier {summary['file']}"
+          f"{f' ({members} members)' if members > 1 else ''}: mean p(marked) "
           f"{summary['mean_marked_probability']:.3f}, {summary['empty_slots']} of "
           f"{summary['slots']} sample slots drawn empty, {summary['fallback_slots']} "
           f"kept the model's own draw (no draw of their kind in {summary['max_rounds']} "
@@ -659,6 +661,7 @@ def evaluate_config(config, params, *, workdir: str, step: Optional[int],
                  'workdir': workdir})
   if classifier is not None:
     report['presence'] = dict(sample.summary(), file=os.path.abspath(presence_file),
+                              members=len(classifier.members),
                               validation=classifier.meta.get('validation'))
   report['pictures'] = write_pictures(
       sample, params, source, out_dir, image_size=image_size,

@@ -30,7 +30,9 @@ channels, average pooling between levels), a global mean, one hidden layer;
 0.22 M parameters. It is trained with sigmoid cross-entropy against the
 fraction of annotators with a foreground pixel in the image, with random
 flips and rotations by multiples of 90 degrees, Adam, the learning rate cut
-to 0.3 x at 70 % and 90 % of the steps.
+to 0.3 x at 70 % and 90 % of the steps. Several such classifiers trained
+from different seeds make one (`combine`; `train_workdir` trains three by
+default): its logit is the mean of theirs.
 
 Where the sampler holds the coarsest latent at its mean (mean='local' or
 mean=True), the model makes no global choice to reweight and the sampler is
@@ -51,7 +53,9 @@ from hpu_jax import npz_file
 from hpu_jax.data import pipeline
 from hpu_jax.sampling import Samples
 
-FORMAT = 'hpu_jax.presence/1'
+FORMAT = 'hpu_jax.presence/2'
+MEMBERS = 3          # Classifiers trained from consecutive seeds and combined.
+SINGLE_MEMBER_FORMAT = 'hpu_jax.presence/1'   # Read too: params/<module>/<name>, one member.
 PARAMS_PREFIX = 'params/'
 META_KEY = 'meta'
 
@@ -77,9 +81,11 @@ class Settings:
 
 
 class Presence(NamedTuple):
-  """A trained classifier: its Haiku params and what it was trained with."""
-  params: Any
-  meta: Dict[str, Any]     # settings, image_size, and what training measured.
+  """A trained classifier: the Haiku params of each member (one, or several
+  trained alike from different seeds, whose logits are averaged) and what
+  they were trained with."""
+  members: Tuple[Any, ...]   # One Haiku params dict per member.
+  meta: Dict[str, Any]       # settings, image_size, and what training measured.
 
   @property
   def image_size(self) -> int:
@@ -87,11 +93,14 @@ class Presence(NamedTuple):
 
   def marked_probability(self, images) -> np.ndarray:
     """[B] the probability that an annotator marks each image; images
-    [B, H, W] or [B, H, W, 1] float in [0, 1] at the model's size."""
+    [B, H, W] or [B, H, W, 1] float in [0, 1] at the model's size. With
+    several members, the sigmoid of their mean logit."""
     images = _to_images(images, self.image_size)
     settings = Settings(**_settings_fields(self.meta['settings']))
-    logits = _apply(settings.widths, settings.hidden)(self.params, images)
-    return np.asarray(jax.nn.sigmoid(logits), np.float64)
+    apply = _apply(settings.widths, settings.hidden)
+    logits = np.mean([np.asarray(apply(params, images), np.float64)
+                      for params in self.members], axis=0)
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def _settings_fields(stored: dict) -> dict:
@@ -224,18 +233,50 @@ def train(images, masks, *, image_size: int, settings: Settings = Settings(),
   meta = {'format': FORMAT, 'image_size': int(image_size),
           'settings': dataclasses.asdict(settings), 'train_losses': losses,
           'train_images': int(len(x)), 'train_marked_fraction': float(target.mean())}
-  return Presence(params=jax.device_get(params), meta=meta)
+  return Presence(members=(jax.device_get(params),), meta=meta)
+
+
+def _member_metas(presence: Presence) -> list:
+  if 'members' in presence.meta:
+    return list(presence.meta['members'])
+  return [{k: v for k, v in presence.meta.items() if k not in ('format', 'image_size')}]
+
+
+def combine(classifiers: Sequence[Presence]) -> Presence:
+  """One classifier whose logit is the mean of the given classifiers' (of
+  one image size and architecture, e.g. trained from different seeds); its
+  meta keeps each member's settings and scores under 'members'."""
+  classifiers = list(classifiers)
+  if not classifiers:
+    raise ValueError('combine: expected at least one classifier.')
+  def shape(c):
+    return (c.image_size, tuple(int(w) for w in c.meta['settings']['widths']),
+            int(c.meta['settings']['hidden']))
+  for i, c in enumerate(classifiers[1:], 1):
+    if shape(c) != shape(classifiers[0]):
+      raise ValueError(f'combine: classifier {i} has (image_size, widths, hidden) '
+                       f'{shape(c)}; classifier 0 has {shape(classifiers[0])}.')
+  members = tuple(m for c in classifiers for m in c.members)
+  if len(members) == 1:
+    return classifiers[0]
+  meta = {'format': FORMAT, 'image_size': classifiers[0].image_size,
+          'settings': dict(classifiers[0].meta['settings']),
+          'members': [m for c in classifiers for m in _member_metas(c)]}
+  return Presence(members=members, meta=meta)
 
 
 # ----------------------------------------------------------------------------
 # Files.
 
 def save(path: str, presence: Presence) -> str:
-  """The classifier as one .npz (params and a JSON meta), written atomically."""
-  arrays = {META_KEY: np.array([json.dumps(presence.meta, sort_keys=True)])}
-  for module, names in sorted(presence.params.items()):
-    for name, value in sorted(names.items()):
-      arrays[f'{PARAMS_PREFIX}{module}/{name}'] = np.asarray(value, np.float32)
+  """The classifier as one .npz (each member's params, params/<member>/<module>/<name>,
+  and a JSON meta), written atomically."""
+  meta = dict(presence.meta, format=FORMAT)
+  arrays = {META_KEY: np.array([json.dumps(meta, sort_keys=True)])}
+  for i, params in enumerate(presence.members):
+    for module, names in sorted(params.items()):
+      for name, value in sorted(names.items()):
+        arrays[f'{PARAMS_PREFIX}{i}/{module}/{name}'] = np.asarray(value, np.float32)
   return npz_file.write_npz(path, arrays)
 
 
@@ -258,32 +299,38 @@ def load(path: str) -> Presence:
     meta = json.loads(str(arrays.pop(META_KEY).reshape(-1)[0]))
   except (ValueError, IndexError) as e:
     raise ValueError(f'{path}: member {META_KEY!r} is not JSON ({e}).') from e
-  if meta.get('format') != FORMAT:
+  if meta.get('format') not in (FORMAT, SINGLE_MEMBER_FORMAT):
     raise ValueError(f'{path}: format {meta.get("format")!r}; expected {FORMAT!r}.')
   for field in ('image_size', 'settings'):
     if field not in meta:
       raise ValueError(f'{path}: meta has no {field!r}; expected a presence classifier '
                        'written by scripts/train_presence.py.')
-  params: Dict[str, Dict[str, np.ndarray]] = {}
+  single = meta['format'] == SINGLE_MEMBER_FORMAT
+  layout = PARAMS_PREFIX + ('<module>/<name>' if single else '<member>/<module>/<name>')
+  members: Dict[int, Dict[str, Dict[str, np.ndarray]]] = {}
   for key, value in arrays.items():
-    if not key.startswith(PARAMS_PREFIX) or key.count('/') != 2:
-      raise ValueError(f'{path}: unexpected member {key!r}; expected '
-                       f'{PARAMS_PREFIX}<module>/<name>.')
-    module, name = key[len(PARAMS_PREFIX):].split('/')
-    params.setdefault(module, {})[name] = value
+    parts = key[len(PARAMS_PREFIX):].split('/')
+    if not key.startswith(PARAMS_PREFIX) or len(parts) != (2 if single else 3) \
+        or not (single or parts[0].isdigit()):
+      raise ValueError(f'{path}: unexpected member {key!r}; expected {layout}.')
+    index = 0 if single else int(parts[0])
+    members.setdefault(index, {}).setdefault(parts[-2], {})[parts[-1]] = value
+  if sorted(members) != list(range(len(members))) or not members:
+    raise ValueError(f'{path}: classifier members {sorted(members)}; expected 0 .. n-1.')
   settings = Settings(**_settings_fields(meta['settings']))
   expected = jax.eval_shape(_classifier(settings.widths, settings.hidden).init,
                             jax.random.key(0), jnp.zeros((1, meta['image_size'],
                                                           meta['image_size'], 1)))
   want = {(m, n): v.shape for m, d in expected.items() for n, v in d.items()}
-  got = {(m, n): v.shape for m, d in params.items() for n, v in d.items()}
-  if want != got:
-    missing = sorted(set(want) - set(got))
-    wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])
-    extra = sorted(set(got) - set(want))
-    raise ValueError(f'{path}: parameters do not match the stored settings '
-                     f'(missing {missing}, wrong shapes {wrong}, unexpected {extra}).')
-  return Presence(params=params, meta=meta)
+  for index, params in sorted(members.items()):
+    got = {(m, n): v.shape for m, d in params.items() for n, v in d.items()}
+    if want != got:
+      missing = sorted(set(want) - set(got))
+      wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])
+      extra = sorted(set(got) - set(want))
+      raise ValueError(f'{path}: parameters of member {index} do not match the stored '
+                       f'settings (missing {missing}, wrong shapes {wrong}, unexpected {extra}).')
+  return Presence(members=tuple(members[i] for i in range(len(members))), meta=meta)
 
 
 # ----------------------------------------------------------------------------
@@ -409,38 +456,71 @@ def default_path(workdir: str) -> str:
   return os.path.join(workdir, 'presence.npz')
 
 
+def validation_data(config):
+  """The centre crops of a config's validation split and their marked fractions."""
+  from hpu_jax import configuration
+  from hpu_jax.data.device_batches import stack_source
+  image_size = int(config.data.image_size)
+  val = stack_source(configuration.data_source(config.data, 'validation'), image_size)
+  return centre_images_and_targets(val.images, val.masks, image_size)
+
+
+def score_validation(clf: Presence, images, target, name: str = 'classifier',
+                     log=print) -> Presence:
+  """The classifier with meta['validation'] set to its scores on (images, target)."""
+  clf.meta['validation'] = scores(clf, images, target)
+  if log:
+    log(f'presence, validation ({name}): ' + ', '.join(
+        f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+        for k, v in clf.meta['validation'].items()))
+  return clf
+
+
 def train_workdir(workdir: Optional[str], *, config=None, out: Optional[str] = None,
                   steps: int = Settings.steps, batch_size: int = Settings.batch_size,
                   learning_rate: float = Settings.learning_rate,
-                  seed: Optional[int] = None, log=print) -> Presence:
+                  seed: int = Settings.seed, members: int = MEMBERS, log=print) -> Presence:
   """Trains the classifier on the training split of a workdir's data (its
-  config, or `config`), scores the validation split, saves it (default
+  config, or `config`): `members` classifiers from seeds seed, seed + 1, ...,
+  combined (the mean of their logits). Scores the validation
+  split (each member and the combination), saves it (default
   default_path(workdir)) and returns it. Without a workdir, `config` and
   `out` are needed."""
   if workdir is None and (config is None or out is None):
     raise ValueError('train_workdir: expected a workdir, or a config and an output path.')
+  if int(members) < 1:
+    raise ValueError(f'members={members}: expected at least 1.')
   from hpu_jax import configuration
   from hpu_jax import workdir as run_dir
   from hpu_jax.data.device_batches import stack_source
   log = log or (lambda message: None)
   config = config or run_dir.load_config(workdir)
   image_size = int(config.data.image_size)
-  settings = Settings(steps=int(steps), batch_size=int(batch_size),
-                      learning_rate=float(learning_rate),
-                      seed=int(config.train.seed if seed is None else seed))
-  settings.check()
+  first_seed = int(seed)
+  settings = [Settings(steps=int(steps), batch_size=int(batch_size),
+                       learning_rate=float(learning_rate), seed=first_seed + i)
+              for i in range(int(members))]
+  for s in settings:
+    s.check()
   data = stack_source(configuration.data_source(config.data, 'train'), image_size)
   if data.masks.shape[1] < 2:
     raise ValueError(f'{config.data.name}: {data.masks.shape[1]} annotator per training '
                      'image; the presence classifier learns how many annotators mark an '
                      'image and needs at least 2.')
   log(f'presence: {len(data.images)} training images, {data.masks.shape[1]} annotators each')
-  clf = train(data.images, data.masks, image_size=image_size, settings=settings, log=log)
-  val = stack_source(configuration.data_source(config.data, 'validation'), image_size)
-  clf.meta['validation'] = scores(clf, *centre_images_and_targets(val.images, val.masks,
-                                                                  image_size))
-  log('presence, validation: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-                                           for k, v in clf.meta['validation'].items()))
+  val_x, val_target = validation_data(config)
+
+  def scored(clf: Presence, name: str) -> Presence:
+    return score_validation(clf, val_x, val_target, name, log)
+
+  trained = []
+  for s in settings:
+    if len(settings) > 1:
+      log(f'presence: member {len(trained) + 1} of {len(settings)}, seed {s.seed}')
+    trained.append(scored(train(data.images, data.masks, image_size=image_size,
+                                settings=s, log=log), f'seed {s.seed}'))
+  clf = trained[0] if len(trained) == 1 else scored(combine(trained),
+                                                    f'{len(trained)} members')
   path = save(out or default_path(workdir), clf)
   log(f'presence classifier: {path}')
   return clf

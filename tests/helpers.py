@@ -66,7 +66,7 @@ def constant_classifier(p_marked: float, image_size: int = 8):
   meta = {'format': presence.FORMAT, 'image_size': image_size,
           'settings': {'widths': [2], 'hidden': 2, 'steps': 1, 'batch_size': 1,
                        'learning_rate': 1e-3, 'seed': 0}}
-  return presence.Presence(params=params, meta=meta)
+  return presence.Presence(members=(params,), meta=meta)
 
 
 # A config file for the scripts' --config flag that returns tiny_config().

@@ -142,8 +142,52 @@ def test_bad_files_are_named(tmp_path):
     presence.load(str(tmp_path / 'other.npz'))
   name = next(k for k in arrays if k.endswith('/w'))
   npz_file.write_npz(str(tmp_path / 'shape.npz'), dict(arrays, **{name: np.zeros((1, 1))}))
-  with pytest.raises(ValueError, match='shape.npz: parameters do not match.*wrong shapes'):
+  with pytest.raises(ValueError,
+                     match='shape.npz: parameters of member 0 do not match.*wrong shapes'):
     presence.load(str(tmp_path / 'shape.npz'))
+  renumbered = {k.replace('params/0/', 'params/1/'): v for k, v in arrays.items()}
+  npz_file.write_npz(str(tmp_path / 'gap.npz'), renumbered)
+  with pytest.raises(ValueError, match=r'gap.npz: classifier members \[1\]; expected 0 .. n-1'):
+    presence.load(str(tmp_path / 'gap.npz'))
+
+
+def test_members_are_combined_by_their_mean_logit_and_round_trip(tmp_path):
+  logit = lambda p: np.log(p) - np.log1p(-p)
+  combined = presence.combine([constant_classifier(0.2), constant_classifier(0.9),
+                               constant_classifier(0.6)])
+  assert len(combined.members) == 3 and len(combined.meta['members']) == 3
+  x = np.zeros((2, 8, 8), np.float32)
+  want = 1 / (1 + np.exp(-np.mean([logit(0.2), logit(0.9), logit(0.6)])))
+  np.testing.assert_allclose(combined.marked_probability(x), [want, want], rtol=1e-6)
+  again = presence.load(presence.save(str(tmp_path / 'three.npz'), combined))
+  assert len(again.members) == 3
+  np.testing.assert_array_equal(again.marked_probability(x), combined.marked_probability(x))
+  # Combining combined classifiers flattens the members; one alone is itself.
+  assert len(presence.combine([again, constant_classifier(0.5)]).members) == 4
+  one = constant_classifier(0.3)
+  assert presence.combine([one]) is one
+  with pytest.raises(ValueError, match=r'classifier 1 has \(image_size, widths, hidden\) '
+                                       r'\(16, \(2,\), 2\); classifier 0 has \(8'):
+    presence.combine([one, constant_classifier(0.3, image_size=16)])
+  with pytest.raises(ValueError, match='at least one'):
+    presence.combine([])
+
+
+def test_a_single_member_file_of_the_first_format_is_read(tmp_path):
+  """Files written before classifiers had members: params/<module>/<name>."""
+  clf = constant_classifier(0.7)
+  arrays = {f'params/{m}/{n}': np.asarray(v) for m, d in clf.members[0].items()
+            for n, v in d.items()}
+  arrays['meta'] = np.array([json.dumps(dict(clf.meta, format=presence.SINGLE_MEMBER_FORMAT))])
+  path = npz_file.write_npz(str(tmp_path / 'old.npz'), arrays)
+  old = presence.load(path)
+  assert len(old.members) == 1
+  np.testing.assert_allclose(old.marked_probability(np.zeros((1, 8, 8))), [0.7], rtol=1e-6)
+  # The same keys under the current format are named as not its layout.
+  arrays['meta'] = np.array([json.dumps(dict(clf.meta, format=presence.FORMAT))])
+  npz_file.write_npz(str(tmp_path / 'mixed.npz'), arrays)
+  with pytest.raises(ValueError, match=r'mixed.npz: unexpected member .*params/<member>/'):
+    presence.load(str(tmp_path / 'mixed.npz'))
 
 
 def test_trained_for_a_config_and_used_by_the_evaluation(tmp_path):
@@ -152,8 +196,11 @@ def test_trained_for_a_config_and_used_by_the_evaluation(tmp_path):
   config = tiny_config()
   config.data.synthetic.num_validation = 8
   out = str(tmp_path / 'presence.npz')
-  clf = presence.train_workdir(None, config=config, out=out, steps=3, batch_size=4, log=None)
+  clf = presence.train_workdir(None, config=config, out=out, steps=3, batch_size=4,
+                               members=2, seed=5, log=None)
   assert os.path.isfile(out) and clf.meta['validation']['num_images'] == 8
+  assert [m['settings']['seed'] for m in clf.meta['members']] == [5, 6]
+  assert all(m['validation']['num_images'] == 8 for m in clf.meta['members'])
   model = configuration.build_model(config.model)
   params = model.init(jax.random.key(0), np.zeros((1, 32, 32), np.int32),
                       np.zeros((1, 32, 32, 1), np.float32))
