@@ -3,12 +3,14 @@ mark an image, it survives a file round trip, bad files are named, and its
 sampler draws empty samples at its rate from the model's own draws."""
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
-from helpers import constant_classifier, tiny_config
+from helpers import ROOT, constant_classifier, tiny_config
 from hpu_jax import configuration, evaluate, npz_file, presence
 from hpu_jax.sampling import Samples
 
@@ -171,6 +173,25 @@ def test_members_are_combined_by_their_mean_logit_and_round_trip(tmp_path):
     presence.combine([one, constant_classifier(0.3, image_size=16)])
   with pytest.raises(ValueError, match='at least one'):
     presence.combine([])
+
+
+def test_the_script_combines_trained_files(tmp_path):
+  script = os.path.join(ROOT, 'scripts', 'train_presence.py')
+  a = presence.save(str(tmp_path / 'a.npz'), constant_classifier(0.2))
+  b = presence.save(str(tmp_path / 'b.npz'), constant_classifier(0.6))
+  out = str(tmp_path / 'ab.npz')
+  done = subprocess.run([sys.executable, script, '--combine', f'{a},{b}', '--out', out],
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert f'{out} (2 members)' in done.stdout
+  combined = presence.load(out)
+  assert len(combined.members) == 2
+  np.testing.assert_allclose(combined.marked_probability(np.zeros((1, 8, 8))),
+                             presence.combine([presence.load(a), presence.load(b)])
+                             .marked_probability(np.zeros((1, 8, 8))))
+  refused = subprocess.run([sys.executable, script, '--combine', a],
+                           capture_output=True, text=True)
+  assert refused.returncode != 0 and '--combine needs --out' in refused.stderr
 
 
 def test_a_single_member_file_of_the_first_format_is_read(tmp_path):
