@@ -56,13 +56,14 @@ def test_an_unknown_name_lists_the_known_ones():
 
 
 def test_the_shipped_presence_classifier_tells_clear_nodules_from_doubtful_ones():
-  """Trained on the training split for lidc_slices_cpu: its size, its
-  validation scores, and on the example slices a higher p(marked) where all
-  four radiologists marked than where one did."""
+  """Three members trained on the training split for lidc_slices_cpu: its
+  size, its validation scores, and on the example slices a higher p(marked)
+  where all four radiologists marked than where one did."""
   clf = pretrained.load_presence('lidc_slices_cpu')
   run = hpu_jax.load_pretrained('lidc_slices_cpu')
   assert clf.image_size == int(run.config.data.image_size)
-  assert clf.meta['train_images'] == 8962
+  assert len(clf.members) == 3
+  assert [m['train_images'] for m in clf.meta['members']] == [8962] * 3
   val = clf.meta['validation']
   assert val['cross_entropy'] < val['constant_cross_entropy'] and val['correlation'] > 0.5
   examples = pretrained.lidc_examples()
