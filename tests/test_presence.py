@@ -230,6 +230,7 @@ def test_trained_for_a_config_and_used_by_the_evaluation(tmp_path):
   summary = report['presence']
   assert report['report'] == os.path.join(workdir, evaluate.PRESENCE_EVAL_DIR, 'report.json')
   assert summary['file'] == out and summary['validation'] == clf.meta['validation']
+  assert summary['members'] == 2
   # 4 validation images x 4 samples, and x 2 global-only ones; the pictures came after.
   assert summary['images'] == 8 and summary['slots'] == 4 * 4 + 4 * 2
   with pytest.raises(ValueError, match='a classifier of 8 px images'):
