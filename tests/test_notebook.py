@@ -84,8 +84,11 @@ def test_notebook_runs_from_zero_on_the_shipped_weights(tmp_path):
   outputs, text = _execute(nb, str(tmp_path))
   assert "Loaded the shipped weights 'lidc_slices_cpu'" in text
   assert '4 examples of 64 x 64, 4 annotations each' in text
+  assert 'A presence classifier (3 members) at temperature [1.0, 1.0, 0.85]' in text
   tables = [o['data']['text/markdown'] for o in outputs if 'text/markdown' in o.get('data', {})]
   assert tables and '| ged16 |' in tables[-1] and 'test (' in tables[-1]
+  empties = next(t for t in tables if 'empty samples, configured' in t)
+  assert len(empties.splitlines()) == 2 + 4     # header, rule, one row per example
 
 
 def test_notebook_runs_on_a_trained_workdir(tmp_path):
@@ -102,3 +105,4 @@ def test_notebook_runs_on_a_trained_workdir(tmp_path):
   assert 'Not running on Colab: nothing installed' in text
   # The workdir has no report.json (train() alone): the cell says so instead of failing.
   assert 'this model has no evaluation' in text
+  assert 'No presence classifier for this model' in text
