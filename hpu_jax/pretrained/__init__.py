@@ -22,33 +22,32 @@ WEIGHTS = {
 }
 # Presence classifiers (hpu_jax.presence) trained for shipped weights.
 PRESENCE = {
-    'lidc_slices_cpu': 'lidc_slices_cpu_presence.npz',   # The same training split, seed 1.
+    'lidc_slices_cpu': 'lidc_slices_cpu_presence.npz',   # Same training split; seeds 0, 1, 2.
 }
 LIDC_EXAMPLES = 'lidc_examples.npz'
 
 
+def _shipped_file(name: str, files: dict, unknown: str, what: str) -> str:
+  """The file `files[name]` in this folder, or a clear error: `unknown` for a
+  name not in `files`, and `what` names a file missing from the installation."""
+  if name not in files:
+    raise ValueError(f'{name!r}: {unknown}; expected one of {tuple(files)}.')
+  file = os.path.join(DIRECTORY, files[name])
+  if not os.path.isfile(file):
+    raise FileNotFoundError(f'{file}: {what} {name!r} is missing from this installation; '
+                            'expected it installed with the package (reinstall hpu_jax).')
+  return file
+
+
 def path(name: str) -> str:
   """The file of the shipped weights `name`."""
-  if name not in WEIGHTS:
-    raise ValueError(f'{name!r}: no such shipped weights; expected one of {tuple(WEIGHTS)}.')
-  file = os.path.join(DIRECTORY, WEIGHTS[name])
-  if not os.path.isfile(file):
-    raise FileNotFoundError(f'{file}: the shipped weights {name!r} are missing from this '
-                            'installation; expected them installed with the package '
-                            '(reinstall hpu_jax).')
-  return file
+  return _shipped_file(name, WEIGHTS, 'no such shipped weights', 'the shipped weights file')
 
 
 def presence_path(name: str) -> str:
   """The file of the presence classifier shipped for the weights `name`."""
-  if name not in PRESENCE:
-    raise ValueError(f'{name!r}: no presence classifier ships for it; expected one of '
-                     f'{tuple(PRESENCE)}.')
-  file = os.path.join(DIRECTORY, PRESENCE[name])
-  if not os.path.isfile(file):
-    raise FileNotFoundError(f'{file}: the shipped presence classifier {name!r} is missing '
-                            'from this installation (reinstall hpu_jax).')
-  return file
+  return _shipped_file(name, PRESENCE, 'no presence classifier ships for it',
+                       'the shipped presence classifier of')
 
 
 def load_presence(name: str):
