@@ -22,8 +22,10 @@ and any config field as with scripts/train.py
 Every time is the median over `--repeats` timed calls after one compile call;
 each call is waited for with block_until_ready. The fields of the JSON line:
 
-  impl, jax, platform, device, num_devices, cpu_count, xla_flags: what ran
-    (device kind of jax.devices()[0], os.cpu_count(), $XLA_FLAGS or '').
+  impl, jax, platform, device, num_devices, cpu_count, xla_flags, host_malloc:
+    what ran (device kind of jax.devices()[0], os.cpu_count(), $XLA_FLAGS or
+    '', and how glibc's allocator serves XLA:CPU's buffers:
+    hpu_jax.host_memory.state(), 'reuse' or why not).
   dtype, remat, size, batch, samples_per_image, annotations_per_image,
     repeats, params*: the settings and the parameter counts.
   train_images_per_s: forward, backward and Adam update of the configured
@@ -142,7 +144,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from hpu_jax import compile_cache, configuration, flops, parameter_split, xla_cpu  # noqa: E402
+from hpu_jax import compile_cache, configuration, flops, host_memory, parameter_split, xla_cpu  # noqa: E402,E501
 from hpu_jax import evaluate as evaluation  # noqa: E402
 from hpu_jax.model import model_summary  # noqa: E402
 from hpu_jax.precision import DTYPES  # noqa: E402
@@ -569,7 +571,7 @@ def main(argv):
       impl='hpu_jax', jax=jax.__version__, platform=jax.default_backend(),
       device=jax.devices()[0].device_kind, num_devices=jax.device_count(),
       cpu_count=os.cpu_count(), xla_flags=os.environ.get('XLA_FLAGS', ''),
-      dtype=args.dtype, remat=args.remat,
+      host_malloc=host_memory.state(), dtype=args.dtype, remat=args.remat,
       params=param_counts['total'], params_prior=param_counts['prior'],
       params_posterior=param_counts['posterior'], params_f_comb=param_counts['f_comb'],
       size=size, batch=args.batch, samples_per_image=args.samples,
