@@ -119,6 +119,10 @@ def get_config() -> ml_collections.ConfigDict:
   # lidc_slices_cpu's). Applied by scripts/train.py before JAX starts.
   # hpu_jax/xla_cpu.py.
   config.train.cpu_convolutions = 'eigen'
+  # How glibc serves XLA:CPU's buffers: 'system' as it comes, or 'reuse' (one
+  # arena, no mmap, no trimming), faster for large networks, slower for small
+  # ones (the synthetic job's). Nothing changes on a GPU. hpu_jax/host_memory.py.
+  config.train.host_malloc = 'system'
   # Several processes (one per host) through jax.distributed: each of the
   # three below, when unset, comes from JAX_COORDINATOR_ADDRESS,
   # JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a cluster JAX detects (SLURM, ...).

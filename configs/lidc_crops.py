@@ -15,4 +15,7 @@ def get_config():
   config.data.name = 'lidc_crops'
   config.data.image_size = 128
   config.data.augment.random_crop = True
+  # On a CPU, glibc reuses XLA's large buffers: 1.15x faster train steps for
+  # this network (hpu_jax/host_memory.py; nothing changes on a GPU).
+  config.train.host_malloc = 'reuse'
   return config

@@ -21,6 +21,9 @@ def get_config():
   config.data.image_size = 128
   config.data.augment.flip = True
   config.data.augment.rot90 = True
+  # On a CPU, glibc reuses XLA's large buffers: 1.15x faster train steps for
+  # this network (hpu_jax/host_memory.py; nothing changes on a GPU).
+  config.train.host_malloc = 'reuse'
   # The original's loss (also base.py's): GECO holds the cross-entropy of a
   # stochastic top-k of 2 % of the pixels at kappa per selected pixel. The
   # top-k is a fraction of the pixels, so kappa belongs to the crop size: 2

@@ -52,6 +52,9 @@ def get_config():
   # YNNPACK's convolutions: about 1.2x faster training steps than XLA's Eigen
   # ones for this small network on a 2-core CPU (docs/speed.md).
   config.train.cpu_convolutions = 'ynnpack'
+  # A small network: glibc's allocator as it comes (lidc_slices' 'reuse' pays
+  # for the original's network only; hpu_jax/host_memory.py).
+  config.train.host_malloc = 'system'
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3
   config.train.num_steps = 8_000

@@ -1,10 +1,7 @@
 """hpu_jax: the Hierarchical Probabilistic U-Net in JAX + Haiku."""
-from hpu_jax import host_memory, xla_cpu
+from hpu_jax import xla_cpu
 
-# Before JAX starts its backend: XLA's CPU convolutions (hpu_jax/xla_cpu.py)
-# and glibc's reuse of XLA's large buffers (hpu_jax/host_memory.py).
-xla_cpu.configure()
-host_memory.configure()
+xla_cpu.configure()  # before JAX starts its backend; see hpu_jax/xla_cpu.py.
 
 # pylint: disable=wrong-import-position
 from hpu_jax.losses import GecoState, LossConfig, hpunet_loss

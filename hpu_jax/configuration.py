@@ -293,9 +293,10 @@ def validate(config, num_devices: int, host_count: int = 1) -> None:
   sampling_temperature(config)
   if config.train.get('distributed', False):
     distributed_kwargs(config.train)
-  from hpu_jax import compile_cache, xla_cpu
+  from hpu_jax import compile_cache, host_memory, xla_cpu
   compile_cache.check(config.train.get('compilation_cache_dir', ''))
   xla_cpu.check(config.train.get('cpu_convolutions', 'eigen'))
+  host_memory.check(config.train.get('host_malloc', 'system'))
   # Spanning sections:
   from hpu_jax.data.pipeline import validate_batch_size
   with _section('train'):

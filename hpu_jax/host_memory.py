@@ -10,13 +10,17 @@ zeroed by the kernel: a 1x1 conv of 8 x 16 samples at 128 x 128 (240 MiB
 out) took 92 ms with 61,000 page faults per call, 18 ms with its buffers
 reused (2-core AMD EPYC, 2026-12-04; the whole LIDC model: docs/speed.md).
 
-`configure()` asks glibc (mallopt) for one arena, large blocks from its
-heap rather than from mmap, and freed memory kept rather than handed back:
-buffers are then reused from call to call. The cost: the process keeps the
-memory it peaked at, as JAX's GPU allocator does.
-
-Importing hpu_jax calls it (hpu_jax/__init__.py), before JAX starts its
-thread pools. It changes nothing when:
+`configure('reuse')` asks glibc (mallopt) for one arena, large blocks from
+its heap rather than from mmap, and freed memory kept rather than handed
+back: buffers are then reused from call to call. The cost: the process keeps
+the memory it peaked at, as JAX's GPU allocator does. It pays for large
+networks and slows small ones, whose many small allocations from the input
+pipeline's and XLA's threads then queue for the one arena: the original's
+LIDC network trains 1.15x faster with it, the synthetic main job's small
+network 1.5x slower (docs/speed.md). So it is a config choice,
+`train.host_malloc` ('system', the default, or 'reuse'), set to 'reuse' by
+the configs of the original's network and applied by scripts/train.py and
+the benchmarks before JAX starts its thread pools. It changes nothing when:
   * the C library is not glibc (macOS, Windows, musl);
   * an accelerator plugin of JAX is installed (GPU, TPU), or JAX_PLATFORMS
     names no 'cpu': there XLA's buffers are not malloc's;
@@ -33,6 +37,8 @@ import os
 import platform
 
 OPT_OUT = 'HPU_JAX_KEEP_MALLOC'
+MODES = ('system', 'reuse')   # train.host_malloc
+FIELD = 'train.host_malloc'
 USER_SETTINGS = ('MALLOC_ARENA_MAX', 'MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_',
                  'MALLOC_MMAP_THRESHOLD_')
 # mallopt parameters (glibc's malloc.h) and the values set.
@@ -47,6 +53,15 @@ _state = 'not configured'
 def state() -> str:
   """What configure did: 'reuse' (set), or why not."""
   return _state
+
+
+def check(mode: str) -> str:
+  """The value of train.host_malloc, or ValueError naming the field."""
+  if mode not in MODES:
+    raise ValueError(f"{FIELD}={mode!r}: expected one of {MODES} ('system': glibc's "
+                     "allocator as it comes; 'reuse': XLA's large buffers reused from "
+                     "call to call, faster for large networks on a CPU).")
+  return mode
 
 
 def _accelerator_expected(environ) -> bool:
@@ -74,12 +89,13 @@ def _reason_to_skip(environ) -> str:
   return ''
 
 
-def configure(environ=os.environ, libc=None) -> bool:
-  """Sets glibc's allocator to reuse large blocks (see the module's
-  docstring) unless a reason not to applies; True if it did. `libc` (tests):
-  an object with mallopt(param, value) -> int, else glibc's."""
+def configure(mode: str = 'reuse', environ=os.environ, libc=None) -> bool:
+  """With 'reuse', sets glibc's allocator to reuse large blocks (see the
+  module's docstring) unless a reason not to applies; True if it did.
+  'system' changes nothing. `libc` (tests): an object with
+  mallopt(param, value) -> int, else glibc's."""
   global _state
-  reason = _reason_to_skip(environ)
+  reason = 'system (the config)' if check(mode) == 'system' else _reason_to_skip(environ)
   if reason:
     _state = reason
     return False

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hpu_jax import compile_cache, configuration, xla_cpu
+from hpu_jax import compile_cache, configuration, host_memory, xla_cpu
 from hpu_jax import evaluate as evaluation
 from hpu_jax import workdir as run_dir
 from hpu_jax.configuration import LoopSettings
@@ -58,9 +58,11 @@ def train(config, workdir: str,
   `train.compilation_cache_dir` set, compiled programs (and on GPU, XLA's
   autotuning results) are loaded from and saved to that directory
   (hpu_jax/compile_cache.py); it is turned on first, before any compile,
-  and so is `train.cpu_convolutions` (hpu_jax/xla_cpu.py)."""
-  # Both before JAX starts its backend, which reads XLA_FLAGS.
+  and so are `train.cpu_convolutions` (hpu_jax/xla_cpu.py) and
+  `train.host_malloc` (hpu_jax/host_memory.py)."""
+  # Before JAX starts its backend, which reads XLA_FLAGS and starts threads.
   xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
+  host_memory.configure(config.train.get('host_malloc', 'system'))
   cache_dir = config.train.get('compilation_cache_dir', '')
   if cache_dir:
     compile_cache.enable(cache_dir)

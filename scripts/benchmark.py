@@ -275,6 +275,7 @@ def setup(config, args):
   config = apply_options(config, args)
   # As scripts/train.py does, before JAX starts: the config's CPU convolutions.
   xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
+  host_memory.configure(config.train.get('host_malloc', 'system'))
   if config.train.get('compilation_cache_dir', ''):
     compile_cache.enable(config.train.compilation_cache_dir)  # before any compile.
   size = args.size or int(config.data.image_size)

@@ -229,6 +229,7 @@ def main(argv):
   else:
     # As scripts/train.py does, before JAX starts: the config's CPU convolutions.
     xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
+    host_memory.configure(config.train.get('host_malloc', 'system'))
     import jax  # pylint: disable=import-outside-toplevel
     record.update(version=jax.__version__, device=jax.devices()[0].device_kind,
                   xla_flags=os.environ.get('XLA_FLAGS', ''), host_malloc=host_memory.state())

@@ -1,7 +1,8 @@
-"""hpu_jax/host_memory.py: glibc is asked to reuse large blocks on import
-(one arena, no mmap, no trimming), unless opted out, tuned by the user, or an
-accelerator is expected; and in a new process large blocks, from the main
-thread and from others, then come from the heap instead of fresh mmaps."""
+"""hpu_jax/host_memory.py: with train.host_malloc='reuse' glibc is asked to
+reuse large blocks (one arena, no mmap, no trimming), unless opted out, tuned
+by the user, or an accelerator is expected; 'system' and the default configs
+leave it alone; and in a new process large blocks, from the main thread and
+from others, then come from the heap instead of fresh mmaps."""
 import ctypes
 import os
 import platform
@@ -33,7 +34,7 @@ glibc_only = pytest.mark.skipif(
 @glibc_only
 def test_configure_sets_one_arena_no_mmap_no_trimming():
   libc = FakeLibc()
-  assert host_memory.configure({}, libc) is True
+  assert host_memory.configure('reuse', {}, libc) is True
   assert libc.calls == [(-8, 1), (-4, 0), (-1, -1)]
   assert host_memory.state() == 'reuse'
 
@@ -48,7 +49,7 @@ def test_configure_sets_one_arena_no_mmap_no_trimming():
 @glibc_only
 def test_nothing_is_changed_when_a_reason_applies(environ, why):
   libc = FakeLibc()
-  assert host_memory.configure(environ, libc) is False
+  assert host_memory.configure('reuse', environ, libc) is False
   assert libc.calls == []
   assert why in host_memory.state() and host_memory.state().startswith('system')
 
@@ -57,13 +58,30 @@ def test_nothing_is_changed_when_a_reason_applies(environ, why):
 def test_cpu_platforms_and_other_tunables_do_not_stop_it():
   for environ in ({'JAX_PLATFORMS': 'cpu'}, {'JAX_PLATFORMS': 'cuda,cpu'},
                   {'GLIBC_TUNABLES': 'glibc.pthread.rseq=0'}, {'HPU_JAX_KEEP_MALLOC': '0'}):
-    assert host_memory.configure(environ, FakeLibc()) is True, environ
+    assert host_memory.configure('reuse', environ, FakeLibc()) is True, environ
 
 
 @glibc_only
 def test_a_refused_setting_is_said():
-  assert host_memory.configure({}, FakeLibc(refuse={-4})) is False
+  assert host_memory.configure('reuse', {}, FakeLibc(refuse={-4})) is False
   assert host_memory.state() == 'partly (mallopt refused [-4])'
+
+
+def test_system_changes_nothing_and_a_bad_value_is_named():
+  libc = FakeLibc()
+  assert host_memory.configure('system', {}, libc) is False
+  assert libc.calls == [] and host_memory.state() == 'system (the config)'
+  with pytest.raises(ValueError, match=r"train.host_malloc='fast': expected one of"):
+    host_memory.configure('fast', {}, libc)
+
+
+def test_the_configs_choose_it_for_the_originals_network_only():
+  from configs import base, lidc_crops, lidc_slices, lidc_slices_cpu, synthetic
+  assert base.get_config().train.host_malloc == 'system'
+  assert synthetic.get_config().train.host_malloc == 'system'
+  assert lidc_slices_cpu.get_config().train.host_malloc == 'system'
+  assert lidc_crops.get_config().train.host_malloc == 'reuse'
+  assert lidc_slices.get_config().train.host_malloc == 'reuse'
 
 
 PROBE = textwrap.dedent("""
@@ -71,6 +89,7 @@ PROBE = textwrap.dedent("""
     import numpy as np
     import hpu_jax
     from hpu_jax import host_memory
+    host_memory.configure('reuse')
 
     class MallInfo2(ctypes.Structure):
       _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -99,7 +118,7 @@ def probe(**env_changes):
 
 
 @glibc_only
-def test_large_blocks_come_from_the_heap_after_import():
+def test_large_blocks_come_from_the_heap_once_configured():
   default, opted_out = probe(), probe(HPU_JAX_KEEP_MALLOC='1')
   assert default == {'state': 'reuse', 'mmapped_blocks': 0}
   # Without it glibc maps both 64 MiB blocks afresh (and unmaps them when freed).
