@@ -14,8 +14,8 @@ reused (2-core AMD EPYC, 2026-12-04; the whole LIDC model: docs/speed.md).
 its heap rather than from mmap, and freed memory kept rather than handed
 back: buffers are then reused from call to call. The cost: the process keeps
 the memory it peaked at, as JAX's GPU allocator does. It pays for large
-networks and slows small ones, whose many small allocations from the input
-pipeline's and XLA's threads then queue for the one arena: the original's
+networks and slows small ones (presumably their many small allocations from
+the input pipeline's and XLA's threads queue for the one arena): the original's
 LIDC network trains 1.15x faster with it, the synthetic main job's small
 network 1.5x slower (docs/speed.md). So it is a config choice,
 `train.host_malloc` ('system', the default, or 'reuse'), set to 'reuse' by
