@@ -279,6 +279,16 @@ def _check_eval(eval_cfg) -> None:
 
 # ----------------------------------------------------------------------------
 
+def configure_cpu_host(train_cfg) -> None:
+  """Applies the config's CPU settings, which must come before JAX starts its
+  backend (it reads XLA_FLAGS once and starts its threads):
+  train.cpu_convolutions (hpu_jax/xla_cpu.py) and train.host_malloc
+  (hpu_jax/host_memory.py). Neither changes anything on a GPU or TPU."""
+  from hpu_jax import host_memory, xla_cpu  # pylint: disable=import-outside-toplevel
+  xla_cpu.configure(convolutions=train_cfg.get('cpu_convolutions', 'eigen'))
+  host_memory.configure(train_cfg.get('host_malloc', 'system'))
+
+
 def validate(config, num_devices: int, host_count: int = 1) -> None:
   """Checks a full config before anything is built or compiled: every
   section's own arguments (through the builders above), then the checks that

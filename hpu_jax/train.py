@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hpu_jax import compile_cache, configuration, host_memory, xla_cpu
+from hpu_jax import compile_cache, configuration
 from hpu_jax import evaluate as evaluation
 from hpu_jax import workdir as run_dir
 from hpu_jax.configuration import LoopSettings
@@ -60,9 +60,7 @@ def train(config, workdir: str,
   (hpu_jax/compile_cache.py); it is turned on first, before any compile,
   and so are `train.cpu_convolutions` (hpu_jax/xla_cpu.py) and
   `train.host_malloc` (hpu_jax/host_memory.py)."""
-  # Before JAX starts its backend, which reads XLA_FLAGS and starts threads.
-  xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
-  host_memory.configure(config.train.get('host_malloc', 'system'))
+  configuration.configure_cpu_host(config.train)  # before JAX starts its backend.
   cache_dir = config.train.get('compilation_cache_dir', '')
   if cache_dir:
     compile_cache.enable(cache_dir)

@@ -144,7 +144,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from hpu_jax import compile_cache, configuration, flops, host_memory, parameter_split, xla_cpu  # noqa: E402,E501
+from hpu_jax import compile_cache, configuration, flops, host_memory, parameter_split  # noqa: E402
 from hpu_jax import evaluate as evaluation  # noqa: E402
 from hpu_jax.model import model_summary  # noqa: E402
 from hpu_jax.precision import DTYPES  # noqa: E402
@@ -273,9 +273,8 @@ def architecture_flops(config, size, batch, num_samples):
 def setup(config, args):
   """(config, model, optimizer, loss config, image size) for the arguments."""
   config = apply_options(config, args)
-  # As scripts/train.py does, before JAX starts: the config's CPU convolutions.
-  xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
-  host_memory.configure(config.train.get('host_malloc', 'system'))
+  # As scripts/train.py does, before JAX starts: the config's CPU settings.
+  configuration.configure_cpu_host(config.train)
   if config.train.get('compilation_cache_dir', ''):
     compile_cache.enable(config.train.compilation_cache_dir)  # before any compile.
   size = args.size or int(config.data.image_size)

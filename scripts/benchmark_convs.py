@@ -54,7 +54,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hpu_jax import host_memory, xla_cpu  # pylint: disable=wrong-import-position
+from hpu_jax import host_memory  # pylint: disable=wrong-import-position
 
 IMPLS = ('jax', 'torch')
 KINDS = ('train', 'sample')
@@ -227,9 +227,8 @@ def main(argv):
       torch.set_num_threads(args.threads)
     record.update(version=torch.__version__, threads=torch.get_num_threads())
   else:
-    # As scripts/train.py does, before JAX starts: the config's CPU convolutions.
-    xla_cpu.configure(convolutions=config.train.get('cpu_convolutions', 'eigen'))
-    host_memory.configure(config.train.get('host_malloc', 'system'))
+    # As scripts/train.py does, before JAX starts: the config's CPU settings.
+    configuration.configure_cpu_host(config.train)
     import jax  # pylint: disable=import-outside-toplevel
     record.update(version=jax.__version__, device=jax.devices()[0].device_kind,
                   xla_flags=os.environ.get('XLA_FLAGS', ''), host_malloc=host_memory.state())
